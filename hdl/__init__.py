@@ -1,0 +1,1 @@
+"""Amaranth components: the processing elements, their arrays and stream interfaces."""

@@ -1,0 +1,62 @@
+"""The shift-vector PE array: power-of-two weights, so each lane shifts instead of multiplying.
+
+After the SVPE of n-BQ-NN: a weight is a sign and an exponent code (see
+:class:`~hilt.quant.pow2_format.PowerOfTwoFormat`), and a lane's term is the activation
+shifted left by ``max_exp - e`` and negated by the sign. The golden model is
+:func:`hilt.quant.shift_golden.shift_matmul`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Mux, Value
+from amaranth.lib import data
+
+from hilt.hdl.vector_array import VectorArray, VectorPE, code_layout
+from hilt.quant.pow2_format import PowerOfTwoFormat
+
+
+class ShiftLane:
+    """Keeps the weight as its code; the term is a shift, a negation and a zero test."""
+
+    def weight_shape(self, fmt: PowerOfTwoFormat) -> data.StructLayout:
+        return code_layout(fmt)
+
+    def store(self, fmt: PowerOfTwoFormat, code: data.View) -> Value:
+        return Value.cast(code)
+
+    def term(self, fmt: PowerOfTwoFormat, weight: Value, activation: Value) -> Value:
+        code = data.View(code_layout(fmt), weight)
+        # Only meaningful for non-zero codes, where exp <= max_exp.
+        shift = (fmt.max_exp - code.exp)[:fmt.exp_bits]
+        shifted = activation << shift
+        # -v == ~v + 1: invert here and let `carry` add the 1 in the adder tree, which
+        # costs one LUT per bit instead of a negating adder per lane.
+        inverted = shifted ^ code.sign.replicate(len(shifted)).as_signed()
+        return Mux(code.exp == fmt.zero_code, 0, inverted)
+
+    def carry(self, fmt: PowerOfTwoFormat, weight: Value) -> Value:
+        code = data.View(code_layout(fmt), weight)
+        return code.sign & (code.exp != fmt.zero_code)
+
+
+class ShiftVectorPE(VectorPE):
+    """A single shift-vector PE; see :class:`~hilt.hdl.vector_array.VectorPE` for its ports."""
+
+    def __init__(self, *, lanes: int, act_width: int, fmt: PowerOfTwoFormat, acc_width: int):
+        super().__init__(lane=ShiftLane(), lanes=lanes, act_width=act_width, fmt=fmt,
+                         acc_width=acc_width)
+
+
+class ShiftVectorArray(VectorArray):
+    """M shift-vector PEs of L lanes sharing one activation stream.
+
+    Parameters and ports as :class:`~hilt.hdl.vector_array.VectorArray`.
+    """
+
+    def __init__(self, *, lanes: int, pes: int, act_width: int, exp_bits: int, depth: int,
+                 acc_width: int | None = None):
+        super().__init__(lane=ShiftLane(), lanes=lanes, pes=pes, act_width=act_width,
+                         exp_bits=exp_bits, depth=depth, acc_width=acc_width)
+
+
+

@@ -1,0 +1,1 @@
+"""Golden models: Brevitas quantizers, integer-exact reference arithmetic and export."""
