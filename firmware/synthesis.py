@@ -78,6 +78,8 @@ def synthesize(component: wiring.Component, family: str = "ice40", *,
     With ``use_dsp=False`` multipliers are built from LUTs, as on a device whose DSPs
     are all taken.
     """
+    # Converting first marks the component used even when the checks below refuse.
+    source_text = verilog.convert(component, name="top")
     if family not in _FAMILIES:
         raise ValueError(f"family must be one of {', '.join(_FAMILIES)}, got {family!r}")
     spec = _FAMILIES[family]
@@ -85,7 +87,7 @@ def synthesize(component: wiring.Component, family: str = "ice40", *,
     with tempfile.TemporaryDirectory(prefix="hilt-synth-") as tmp:
         source = Path(tmp) / "top.v"
         stats = Path(tmp) / "stat.json"
-        source.write_text(verilog.convert(component, name="top"))
+        source.write_text(source_text)
         synth = f"{spec['script']} {spec['dsp_flag'] if use_dsp else ''}"
         script = f"read_verilog {source.name}; {synth}; tee -q -o {stats.name} stat -json"
         logger.info("synth: %s %s", family, type(component).__name__)

@@ -56,6 +56,30 @@ def _check_int(name: str, value: object, low: int, high: int | None = None) -> i
     return value
 
 
+def check_array_params(*, lanes: int, pes: int, act_width: int, exp_bits: int, depth: int,
+                       acc_width: int | None = None) -> tuple[PowerOfTwoFormat, int]:
+    """Validate a vector array's parameters; returns its weight format and accumulator width.
+
+    Raises ``TypeError`` or ``ValueError`` naming the parameter, its value and what
+    would be accepted.
+    """
+    _check_int("lanes", lanes, 1)
+    _check_int("pes", pes, 1)
+    _check_int("act_width", act_width, 2, MAX_ACT_WIDTH)
+    fmt = PowerOfTwoFormat(exp_bits)
+    _check_int("depth", depth, 1)
+    needed = fmt.accumulator_width(act_width, depth)
+    if acc_width is None:
+        return fmt, needed
+    if _check_int("acc_width", acc_width, 1) < needed:
+        raise ValueError(
+            f"acc_width={acc_width} is too small: a sum of depth={depth} terms of "
+            f"{act_width}-bit activations and weights up to 2^{fmt.max_exp} needs "
+            f"at least {needed} bits"
+        )
+    return fmt, acc_width
+
+
 class VectorPE(wiring.Component):
     """One PE: ``lanes`` terms summed by an adder tree and accumulated over the beats.
 
@@ -160,22 +184,16 @@ class VectorArray(wiring.Component):
 
     def __init__(self, *, lane: Lane, lanes: int, pes: int, act_width: int, exp_bits: int,
                  depth: int, acc_width: int | None = None):
+        try:
+            self.fmt, self.acc_width = check_array_params(
+                lanes=lanes, pes=pes, act_width=act_width, exp_bits=exp_bits, depth=depth,
+                acc_width=acc_width)
+        except (TypeError, ValueError):
+            # A component refused at construction was never meant to be elaborated.
+            self._MustUse__silence = True
+            raise
         self.lane = lane
-        self.lanes = _check_int("lanes", lanes, 1)
-        self.pes = _check_int("pes", pes, 1)
-        self.act_width = _check_int("act_width", act_width, 2, MAX_ACT_WIDTH)
-        self.fmt = PowerOfTwoFormat(exp_bits)
-        self.depth = _check_int("depth", depth, 1)
-        needed = self.fmt.accumulator_width(act_width, depth)
-        if acc_width is None:
-            acc_width = needed
-        elif _check_int("acc_width", acc_width, 1) < needed:
-            raise ValueError(
-                f"acc_width={acc_width} is too small: a sum of depth={depth} terms of "
-                f"{act_width}-bit activations and weights up to 2^{self.fmt.max_exp} needs "
-                f"at least {needed} bits"
-            )
-        self.acc_width = acc_width
+        self.lanes, self.pes, self.act_width, self.depth = lanes, pes, act_width, depth
         self.beats = -(-depth // lanes)
         self.code_layout = code_layout(self.fmt)
         self.weight_layout = data.StructLayout({
@@ -183,7 +201,7 @@ class VectorArray(wiring.Component):
             "codes": data.ArrayLayout(data.ArrayLayout(self.code_layout, lanes), pes),
         })
         self.activation_layout = data.ArrayLayout(signed(act_width), lanes)
-        self.result_layout = data.ArrayLayout(signed(acc_width), pes)
+        self.result_layout = data.ArrayLayout(signed(self.acc_width), pes)
         super().__init__({
             "weights": In(stream.Signature(self.weight_layout)),
             "activations": In(stream.Signature(self.activation_layout)),
