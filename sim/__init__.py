@@ -1,0 +1,1 @@
+"""Simulation: Amaranth to Verilog to cocotb under Icarus or Verilator, and the regressions."""

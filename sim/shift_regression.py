@@ -1,0 +1,223 @@
+"""The bit-exact regression of the vector arrays against the integer golden model.
+
+It builds jobs (a weight tile and the input vectors to stream through it): every
+corner the number format has, random codes, and the exported codes of a real trained
+layer; computes each expected output with :func:`hilt.quant.shift_golden.shift_matmul`;
+runs them through the RTL under a cocotb simulator with random valid gaps and
+back-pressure; and reports how many values were compared and how many differed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hilt.hdl.mul_array import MultiplierVectorArray
+from hilt.hdl.shift_array import ShiftVectorArray
+from hilt.hdl.vector_array import VectorArray, check_array_params
+from hilt.quant.pow2_export import PowerOfTwoWeights
+from hilt.quant.pow2_format import PowerOfTwoFormat
+from hilt.quant.shift_golden import shift_matmul
+from hilt.sim.runner import SimulationFailed, simulate
+
+logger = logging.getLogger(__name__)
+
+TESTBENCH = "hilt.sim.testbenches.vector_array"
+ARRAYS: dict[str, type[VectorArray]] = {
+    "shift": ShiftVectorArray,
+    "multiplier": MultiplierVectorArray,
+}
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Which array to simulate and its build parameters."""
+
+    kind: str = "shift"
+    lanes: int = 8
+    pes: int = 8
+    act_width: int = 8
+    exp_bits: int = 3
+    depth: int = 64
+
+    def __post_init__(self) -> None:
+        if self.kind not in ARRAYS:
+            raise ValueError(f"kind must be one of {', '.join(ARRAYS)}, got {self.kind!r}")
+        check_array_params(**self._array_params())
+
+    def _array_params(self) -> dict:
+        return {key: value for key, value in asdict(self).items() if key != "kind"}
+
+    @property
+    def fmt(self) -> PowerOfTwoFormat:
+        return PowerOfTwoFormat(self.exp_bits)
+
+    def build(self) -> VectorArray:
+        """The Amaranth component; validates every parameter."""
+        return ARRAYS[self.kind](**self._array_params())
+
+
+@dataclass(frozen=True)
+class Job:
+    """One weight tile (``pes`` x ``depth`` codes) and the vectors streamed through it."""
+
+    name: str
+    weights: PowerOfTwoWeights
+    activations: np.ndarray
+
+    def expected(self) -> np.ndarray:
+        return shift_matmul(self.weights, self.activations)
+
+    def as_params(self) -> dict:
+        return {
+            "name": self.name,
+            "sign": self.weights.sign.tolist(),
+            "exp": self.weights.exp.tolist(),
+            "activations": self.activations.tolist(),
+            "expected": self.expected().tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class RegressionReport:
+    """What one regression run compared, and how long the simulation took."""
+
+    sim: str
+    config: ArrayConfig
+    jobs: int
+    vectors: int
+    values: int
+    mismatches: int
+    first_mismatch: str | None
+    cycles: int
+    wall_s: float
+
+
+def _activation_range(config: ArrayConfig) -> tuple[int, int]:
+    return -(1 << (config.act_width - 1)), (1 << (config.act_width - 1)) - 1
+
+
+def random_codes(fmt: PowerOfTwoFormat, shape: tuple[int, ...],
+                 rng: np.random.Generator) -> PowerOfTwoWeights:
+    """Uniformly random signs and exponent codes, the zero code included."""
+    return PowerOfTwoWeights.from_codes(fmt, rng.integers(0, 2, shape),
+                                        rng.integers(0, fmt.zero_code + 1, shape))
+
+
+def corner_jobs(config: ArrayConfig, rng: np.random.Generator, vectors: int = 8) -> list[Job]:
+    """Jobs at every edge of the format: zeros, extreme exponents, extreme activations."""
+    fmt = config.fmt
+    shape = (config.pes, config.depth)
+    low, high = _activation_range(config)
+    most_negative = np.full((vectors, config.depth), low, dtype=np.int64)
+    most_positive = np.full((vectors, config.depth), high, dtype=np.int64)
+    extremes = rng.choice([low, low + 1, -1, 0, 1, high], size=(vectors, config.depth))
+    everything = np.concatenate([most_negative, most_positive, extremes])
+    negative, positive = np.ones(shape), np.zeros(shape)
+    largest, smallest = np.zeros(shape), np.full(shape, fmt.max_exp)
+    codes = PowerOfTwoWeights.from_codes
+    return [
+        Job("all-zero weights", codes(fmt, positive, np.full(shape, fmt.zero_code)), everything),
+        Job("largest weights, negative", codes(fmt, negative, largest), everything),
+        Job("largest weights, positive", codes(fmt, positive, largest), everything),
+        Job("smallest weights, random signs",
+            codes(fmt, rng.integers(0, 2, shape), smallest), everything),
+        Job("random codes, extreme activations", random_codes(fmt, shape, rng), everything),
+    ]
+
+
+def random_jobs(config: ArrayConfig, rng: np.random.Generator, jobs: int = 2,
+                vectors: int = 32) -> list[Job]:
+    """Jobs of uniformly random codes (zero included) and activations over the full range."""
+    shape = (config.pes, config.depth)
+    low, high = _activation_range(config)
+    return [
+        Job(f"random {index}", random_codes(config.fmt, shape, rng),
+            rng.integers(low, high + 1, size=(vectors, config.depth)))
+        for index in range(jobs)
+    ]
+
+
+def layer_jobs(config: ArrayConfig, name: str, weights: PowerOfTwoWeights,
+               activations: np.ndarray) -> list[Job]:
+    """A whole layer (out x in) as jobs of ``pes`` rows each; the last tile is zero-padded."""
+    matrix = weights.matrix()
+    outputs, inputs = matrix.shape
+    if matrix.fmt != config.fmt:
+        raise ValueError(f"layer {name!r} has exp_bits={matrix.fmt.exp_bits}, the array "
+                         f"{config.exp_bits}")
+    if inputs != config.depth:
+        raise ValueError(f"layer {name!r} has {inputs} inputs; the array's depth is "
+                         f"{config.depth}: build the array with depth={inputs}")
+    low, high = _activation_range(config)
+    activations = np.asarray(activations, dtype=np.int64)
+    if activations.size and (activations.min() < low or activations.max() > high):
+        raise ValueError(
+            f"layer {name!r} activations span {activations.min()}..{activations.max()}, "
+            f"outside the {config.act_width}-bit signed range {low}..{high}: raise act_width")
+    jobs = []
+    for start in range(0, outputs, config.pes):
+        rows = slice(start, start + config.pes)
+        pad = config.pes - len(range(outputs)[rows])
+        sign = np.pad(matrix.sign[rows], ((0, pad), (0, 0)))
+        exp = np.pad(matrix.exp[rows], ((0, pad), (0, 0)), constant_values=config.fmt.zero_code)
+        jobs.append(Job(f"{name} rows {start}..{start + config.pes - pad - 1}",
+                        PowerOfTwoWeights.from_codes(config.fmt, sign, exp), activations))
+    return jobs
+
+
+def run_jobs(config: ArrayConfig, jobs: Sequence[Job], *, sim: str, seed: int = 0,
+             valid_prob: float = 0.7, ready_prob: float = 0.7,
+             waves: bool = False) -> tuple[RegressionReport, list[np.ndarray]]:
+    """Stream ``jobs`` through the RTL and compare with the golden model.
+
+    Returns the report and, per job, the RTL outputs (N x pes). A mismatch does not
+    raise here: the report counts it and names the first one. A testbench that fails
+    for any other reason (a hang, a protocol error) raises :class:`SimulationFailed`.
+    """
+    array = config.build()
+    params = {
+        "component": asdict(config),
+        "seed": seed,
+        "valid_prob": valid_prob,
+        "ready_prob": ready_prob,
+        "jobs": [job.as_params() for job in jobs],
+    }
+    started = time.perf_counter()
+    try:
+        results = simulate(array, TESTBENCH, sim=sim, params=params, waves=waves)
+    except SimulationFailed as failure:
+        # The scoreboard fails the cocotb test on a mismatch but still writes every
+        # output; anything else (no outputs, a missing job) is a real failure.
+        if not failure.results or len(failure.results.get("jobs", ())) != len(jobs):
+            raise
+        results = failure.results
+    wall = time.perf_counter() - started
+    outputs = [np.array(job["outputs"], dtype=np.int64).reshape(-1, config.pes)
+               for job in results["jobs"]]
+    mismatches, first = 0, None
+    for job, got in zip(jobs, outputs, strict=True):
+        expected = job.expected()
+        if got.shape != expected.shape:
+            raise RuntimeError(f"job {job.name!r}: RTL returned {got.shape[0]} results for "
+                               f"{expected.shape[0]} vectors")
+        differ = np.argwhere(got != expected)
+        mismatches += len(differ)
+        if first is None and len(differ):
+            vector, pe = differ[0]
+            first = (f"job {job.name!r} vector {vector} PE {pe}: RTL {got[vector, pe]} != "
+                     f"golden {expected[vector, pe]}")
+    report = RegressionReport(
+        sim=sim, config=config, jobs=len(jobs),
+        vectors=sum(len(job.activations) for job in jobs),
+        values=sum(job.activations.shape[0] * config.pes for job in jobs),
+        mismatches=mismatches, first_mismatch=first,
+        cycles=sum(job["cycles"] for job in results["jobs"]), wall_s=wall,
+    )
+    logger.info("regression: %s %s: %d values, %d mismatches, %.1f s", sim, config.kind,
+                report.values, report.mismatches, wall)
+    return report, outputs

@@ -1,0 +1,1 @@
+"""cocotb testbenches; each module is run inside the simulator by hilt.sim.runner."""
