@@ -65,6 +65,8 @@ def _cmd_sim(args: argparse.Namespace) -> None:
     print(f"{args.element} under {sim}: {report.vectors} vectors, {report.values} values "
           f"compared, {report.mismatches} mismatches, {report.cycles} cycles, "
           f"{report.wall_s:.1f} s")
+    if report.waves:
+        print(f"waveform: {report.waves}")
     if report.mismatches:
         raise CheckFailed(f"first mismatch: {report.first_mismatch}")
 

@@ -95,6 +95,7 @@ class RegressionReport:
     first_mismatch: str | None
     cycles: int
     wall_s: float
+    waves: str | None = None
 
 
 def _activation_range(config: ArrayConfig) -> tuple[int, int]:
@@ -217,6 +218,7 @@ def run_jobs(config: ArrayConfig, jobs: Sequence[Job], *, sim: str, seed: int = 
         values=sum(job.activations.shape[0] * config.pes for job in jobs),
         mismatches=mismatches, first_mismatch=first,
         cycles=sum(job["cycles"] for job in results["jobs"]), wall_s=wall,
+        waves=results.get("harness", {}).get("waves"),
     )
     logger.info("regression: %s %s: %d values, %d mismatches, %.1f s", sim, config.kind,
                 report.values, report.mismatches, wall)

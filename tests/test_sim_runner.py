@@ -54,7 +54,7 @@ def test_both_simulators_give_the_same_sums():
 
 @pytest.mark.parametrize("sim", SIMS)
 def test_second_call_reuses_the_build(sim, caplog):
-    caplog.set_level(logging.INFO, logger="hilt.sim.runner")
+    caplog.set_level(logging.INFO, logger="hilt.sim.build_cache")
     first = run_adder(sim)
     build_dir = Path(first["harness"]["build_dir"])
     before = {path: path.stat().st_mtime_ns for path in build_dir.iterdir()}
