@@ -3,7 +3,8 @@
 After the SVPE of n-BQ-NN: a weight is a sign and an exponent code (see
 :class:`~hilt.quant.pow2_format.PowerOfTwoFormat`), and a lane's term is the activation
 shifted left by ``max_exp - e`` and negated by the sign. The golden model is
-:func:`hilt.quant.shift_golden.shift_matmul`.
+:func:`hilt.quant.shift_golden.shift_matmul`. One shift-vector PE on its own is
+``VectorPE(lane=ShiftLane(), ...)``; the array instantiates ``pes`` of them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from amaranth.hdl import Mux, Value
 from amaranth.lib import data
 
-from hilt.hdl.vector_array import VectorArray, VectorPE, code_layout
+from hilt.hdl.vector_array import VectorArray, code_layout
 from hilt.quant.pow2_format import PowerOfTwoFormat
 
 
@@ -37,14 +38,6 @@ class ShiftLane:
     def carry(self, fmt: PowerOfTwoFormat, weight: Value) -> Value:
         code = data.View(code_layout(fmt), weight)
         return code.sign & (code.exp != fmt.zero_code)
-
-
-class ShiftVectorPE(VectorPE):
-    """A single shift-vector PE; see :class:`~hilt.hdl.vector_array.VectorPE` for its ports."""
-
-    def __init__(self, *, lanes: int, act_width: int, fmt: PowerOfTwoFormat, acc_width: int):
-        super().__init__(lane=ShiftLane(), lanes=lanes, act_width=act_width, fmt=fmt,
-                         acc_width=acc_width)
 
 
 class ShiftVectorArray(VectorArray):
