@@ -27,17 +27,21 @@ class ShiftLane:
 
     def term(self, fmt: PowerOfTwoFormat, weight: Value, activation: Value) -> Value:
         code = data.View(code_layout(fmt), weight)
-        # Only meaningful for non-zero codes, where exp <= max_exp.
-        shift = (fmt.max_exp - code.exp)[:fmt.exp_bits]
-        shifted = activation << shift
-        # -v == ~v + 1: invert here and let `carry` add the 1 in the adder tree, which
-        # costs one LUT per bit instead of a negating adder per lane.
-        inverted = shifted ^ code.sign.replicate(len(shifted)).as_signed()
-        return Mux(code.exp == fmt.zero_code, 0, inverted)
+        # A zero weight gates the activation before the shifter (only exp <= max_exp is
+        # shifted meaningfully), and -v == ~v + 1 inverts after it, leaving the +1 to
+        # `carry` and the adder tree. Both gates fold into the shifter's first and last
+        # mux levels, so a lane costs little more than its shifter.
+        gated = Mux(self._nonzero(fmt, code), activation, 0)
+        shifted = gated << (fmt.max_exp - code.exp)[:fmt.exp_bits]
+        return shifted ^ self.carry(fmt, weight).replicate(len(shifted)).as_signed()
 
     def carry(self, fmt: PowerOfTwoFormat, weight: Value) -> Value:
         code = data.View(code_layout(fmt), weight)
-        return code.sign & (code.exp != fmt.zero_code)
+        return code.sign & self._nonzero(fmt, code)
+
+    @staticmethod
+    def _nonzero(fmt: PowerOfTwoFormat, code: data.View) -> Value:
+        return code.exp != fmt.zero_code
 
 
 class ShiftVectorArray(VectorArray):
@@ -50,6 +54,3 @@ class ShiftVectorArray(VectorArray):
                  acc_width: int | None = None):
         super().__init__(lane=ShiftLane(), lanes=lanes, pes=pes, act_width=act_width,
                          exp_bits=exp_bits, depth=depth, acc_width=acc_width)
-
-
-

@@ -129,8 +129,8 @@ class VectorPE(wiring.Component):
                  for enable, weight, activation in lanes]
         carries = adder_tree([enable & self.lane.carry(self.fmt, weight)
                               for enable, weight, _ in lanes])
-        beat_sum = Signal(signed(self.acc_width))
-        m.d.comb += beat_sum.eq(adder_tree([*terms, carries]))
+        beat_sum = Signal(signed(self.acc_width), attrs={"keep": 1})
+        m.d.comb += beat_sum.eq(adder_tree([*terms, carries], m))
 
         acc = Signal(signed(self.acc_width))
         with m.If(self.accumulate):
