@@ -31,6 +31,7 @@ from .pow2_export import PowerOfTwoWeights, export_pow2_weights, scale_exponent
 from .pow2_quant import PowerOfTwoWeightQuant
 from .requant import ReluRequant
 from .shift_golden import as_int_activations, shift_matmul, worst_case_magnitude
+from .training import fit_classifier
 
 INPUT_EXP = -4
 """Model input = integer pixels * 2^INPUT_EXP."""
@@ -125,35 +126,7 @@ def fit(
     so the global torch RNG is left alone. Runs on one thread. Leaves the model in eval
     mode and returns the mean loss of each epoch.
     """
-    inputs = pixels_to_input(pixels)
-    targets = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-    if len(inputs) != len(targets):
-        raise ValueError(f"{len(inputs)} images but {len(targets)} labels")
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    model.train()
-    history = []
-    # The matrices are tiny: a second thread never pays, and on a busy machine OpenMP's
-    # waiting threads made training some 30 times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(epochs):
-            order = torch.randperm(len(inputs), generator=generator)
-            total = 0.0
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                optimizer.zero_grad()
-                loss = loss_fn(model(inputs[batch]), targets[batch])
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(batch)
-            history.append(total / len(inputs))
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    return history
+    return fit_classifier(model, pixels_to_input(pixels), labels, epochs, seed, lr, batch_size)
 
 
 @dataclass(frozen=True)
