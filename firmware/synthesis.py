@@ -89,13 +89,18 @@ def synthesize(component: wiring.Component, family: str = "ice40", *,
         stats = Path(tmp) / "stat.json"
         source.write_text(source_text)
         synth = f"{spec['script']} {spec['dsp_flag'] if use_dsp else ''}"
-        script = f"read_verilog {source.name}; {synth}; tee -q -o {stats.name} stat -json"
+        # `check -assert` refuses a netlist with undriven or multiply driven wires, so a
+        # mapping pass that loses logic cannot pass off a smaller count as a result.
+        script = (f"read_verilog {source.name}; {synth}; check -assert; "
+                  f"tee -q -o {stats.name} stat -json")
+        log = Path(tmp) / "yosys.log"
         logger.info("synth: %s %s", family, type(component).__name__)
-        done = subprocess.run([yosys, "-q", "-p", script], cwd=tmp, capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run([yosys, "-q", "-l", log.name, "-p", script], cwd=tmp,
+                              capture_output=True, text=True, check=False)
         if done.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise RuntimeError(f"Yosys failed on {type(component).__name__} for {family}:\n"
-                               f"{done.stderr.strip() or done.stdout.strip()}")
+                               f"{done.stderr.strip()}\n{tail}")
         cells = Counter(json.loads(stats.read_text())["design"]["num_cells_by_type"])
 
     def count(kinds: tuple[str, ...]) -> int:

@@ -18,6 +18,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hilt.hdl.adder_tree import adder_tree
+from hilt.hdl.params import check_int
 from hilt.quant.pow2_format import PowerOfTwoFormat
 
 MAX_ACT_WIDTH = 32
@@ -47,15 +48,6 @@ class Lane(Protocol):
         """
 
 
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        accepted = f"{low}..{high}" if high is not None else f"at least {low}"
-        raise ValueError(f"{name} must be {accepted}, got {value}")
-    return value
-
-
 def check_array_params(*, lanes: int, pes: int, act_width: int, exp_bits: int, depth: int,
                        acc_width: int | None = None) -> tuple[PowerOfTwoFormat, int]:
     """Validate a vector array's parameters; returns its weight format and accumulator width.
@@ -63,15 +55,15 @@ def check_array_params(*, lanes: int, pes: int, act_width: int, exp_bits: int, d
     Raises ``TypeError`` or ``ValueError`` naming the parameter, its value and what
     would be accepted.
     """
-    _check_int("lanes", lanes, 1)
-    _check_int("pes", pes, 1)
-    _check_int("act_width", act_width, 2, MAX_ACT_WIDTH)
+    check_int("lanes", lanes, 1)
+    check_int("pes", pes, 1)
+    check_int("act_width", act_width, 2, MAX_ACT_WIDTH)
     fmt = PowerOfTwoFormat(exp_bits)
-    _check_int("depth", depth, 1)
+    check_int("depth", depth, 1)
     needed = fmt.accumulator_width(act_width, depth)
     if acc_width is None:
         return fmt, needed
-    if _check_int("acc_width", acc_width, 1) < needed:
+    if check_int("acc_width", acc_width, 1) < needed:
         raise ValueError(
             f"acc_width={acc_width} is too small: a sum of depth={depth} terms of "
             f"{act_width}-bit activations and weights up to 2^{fmt.max_exp} needs "

@@ -21,17 +21,22 @@ testbench holds no bit positions of its own. Results::
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cocotb
 from amaranth.lib import data
-from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import SimTimeoutError, with_timeout
 
 from hilt.hdl.mul_array import MultiplierVectorArray
 from hilt.hdl.shift_array import ShiftVectorArray
 from hilt.sim.runner import testbench_params, write_testbench_results
+from hilt.sim.testbenches.streams import (
+    Scoreboard,
+    StreamPorts,
+    drive,
+    monitor,
+    start_clock_and_reset,
+)
 
 ARRAYS = {"shift": ShiftVectorArray, "multiplier": MultiplierVectorArray}
 CLOCK_NS = 10
@@ -46,97 +51,12 @@ def build_array(config: dict):
 
 
 @dataclass
-class StreamPorts:
-    """The ``<name>__payload/__valid/__ready`` ports of one Amaranth stream."""
-
-    valid: object
-    ready: object
-    payload: object
-    width: int
-
-    @classmethod
-    def of(cls, dut, name: str, layout: data.Layout) -> StreamPorts:
-        return cls(valid=getattr(dut, f"{name}__valid"), ready=getattr(dut, f"{name}__ready"),
-                   payload=getattr(dut, f"{name}__payload"), width=layout.size)
-
-
-@dataclass
 class Progress:
     """What a job got through, for the message when it hangs."""
 
     weights: int = 0
     activations: int = 0
     results: int = 0
-
-
-@dataclass
-class Scoreboard:
-    """Compares result beats with the expected ones; keeps the first mismatch and a count."""
-
-    compared: int = 0
-    mismatches: int = 0
-    first_mismatch: str | None = None
-    job_mismatches: dict[str, int] = field(default_factory=dict)
-
-    def check(self, job: str, index: int, got: list[int], expected: list[int]) -> None:
-        self.compared += 1
-        for pe, (value, wanted) in enumerate(zip(got, expected, strict=True)):
-            if value != wanted:
-                self.mismatches += 1
-                self.job_mismatches[job] = self.job_mismatches.get(job, 0) + 1
-                if self.first_mismatch is None:
-                    self.first_mismatch = (f"job {job!r}: vector {index}, PE {pe}: "
-                                           f"got {value}, expected {wanted}")
-
-
-async def drive(clk, port: StreamPorts, beats: list[int], valid_prob: float,
-                rng: random.Random, sent: Callable[[], None]) -> None:
-    """Offer each beat in turn; valid rises at random and never waits for ready."""
-    for bits in beats:
-        while rng.random() >= valid_prob:
-            port.valid.value = 0
-            port.payload.value = rng.getrandbits(port.width)  # idle payload is junk
-            await RisingEdge(clk)
-        port.valid.value = 1
-        port.payload.value = bits
-        while True:
-            await ReadOnly()
-            accepted = port.ready.value == 1
-            await RisingEdge(clk)
-            if accepted:
-                sent()
-                break
-    port.valid.value = 0
-
-
-async def monitor(clk, port: StreamPorts, layout: data.Layout, count: int, ready_prob: float,
-                  rng: random.Random, received: Callable[[data.Const], None]) -> tuple[int, int]:
-    """Take ``count`` result beats under random back-pressure.
-
-    Returns the cycles it took and the cycles a result waited for ready.
-
-    Also checks the array's side of the stream rules: a beat offered while ready is low
-    stays offered, unchanged, until it is taken.
-    """
-    cycles, stalls, taken, stalled = 0, 0, 0, None
-    while taken < count:
-        ready = rng.random() < ready_prob
-        port.ready.value = int(ready)
-        await ReadOnly()
-        cycles += 1
-        valid = port.valid.value == 1
-        bits = port.payload.value.to_unsigned() if valid else None
-        assert stalled is None or bits == stalled, (
-            f"results: a beat offered while ready was low was withdrawn or changed "
-            f"(cycle {cycles}: {stalled:#x} -> {bits if bits is None else hex(bits)})")
-        if valid and ready:
-            received(data.Const(layout, bits))
-            taken += 1
-        stalled = bits if valid and not ready else None
-        stalls += stalled is not None
-        await RisingEdge(clk)
-    port.ready.value = 0
-    return cycles, stalls
 
 
 def weight_beats(array, job: dict, rng: random.Random) -> list[int]:
@@ -247,15 +167,10 @@ async def vector_array_jobs(dut):
         "results": StreamPorts.of(dut, "results", array.result_layout),
     }
 
-    Clock(dut.clk, CLOCK_NS, unit="ns").start()
-    dut.rst.value = 1
-    for port in ports.values():
-        (port.ready if port is ports["results"] else port.valid).value = 0
-    for _ in range(2):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start_clock_and_reset(dut, CLOCK_NS, sources=[ports["weights"], ports["activations"]],
+                                sinks=[ports["results"]])
 
-    scoreboard = Scoreboard()
+    scoreboard = Scoreboard(unit="PE")
     reports = []
     try:
         for job in params["jobs"]:
