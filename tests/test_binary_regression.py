@@ -1,0 +1,89 @@
+"""The folded binary-layer array against the integer golden model, under both simulators.
+
+The hidden layer of a binarized digits network, exported with its BatchNorm folded into
+count thresholds, runs over the whole test split in RTL; its output bits feed the
+network's last layer, and the predictions must equal the Brevitas model's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hilt.hdl.threshold_array import LayerFolding
+from hilt.quant.binary_mlp import (
+    BinaryMLP,
+    binarize_pixels,
+    export_binary_mlp,
+    fit,
+    integer_forward,
+    pixels_to_input,
+)
+from hilt.quant.datasets import load_digits_split
+from hilt.sim.binary_regression import LayerJob, random_layer_jobs, run_layer_jobs, spec_job
+
+SIMS = ["icarus", "verilator"]
+
+
+@pytest.fixture(scope="module")
+def digits_network():
+    split = load_digits_split(seed=0)
+    torch.manual_seed(0)
+    model = BinaryMLP(hidden=(64,))
+    fit(model, split.x_train, split.y_train, epochs=15, seed=0)
+    with torch.no_grad():
+        brevitas = model(pixels_to_input(split.x_test)).argmax(dim=1).numpy()
+    return export_binary_mlp(model), split, brevitas
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_digits_hidden_layer_in_rtl_gives_brevitas_predictions(sim, digits_network):
+    spec, split, brevitas = digits_network
+    hidden, last = spec
+    folding = LayerFolding(in_features=64, out_features=64, pe=8, simd=16)
+    job = spec_job(hidden, binarize_pixels(split.x_test))
+    report, (bits,) = run_layer_jobs(folding, [job], sim=sim, seed=1)
+    assert (report.mismatches, report.first_mismatch) == (0, None)
+    assert report.vectors == len(split.x_test)
+    assert report.bits == len(split.x_test) * 64
+    np.testing.assert_array_equal(bits, job.expected())
+    predictions = last.forward(bits).argmax(axis=1)
+    np.testing.assert_array_equal(predictions, integer_forward(spec, split.x_test).argmax(axis=1))
+    np.testing.assert_array_equal(predictions, brevitas)
+    assert np.mean(predictions == split.y_test) > 0.85
+
+
+@pytest.mark.parametrize("max_weight", [1, 3])
+@pytest.mark.parametrize("sim", SIMS)
+def test_random_layers_with_extreme_thresholds(sim, max_weight):
+    folding = LayerFolding(in_features=13, out_features=7, pe=3, simd=4, max_weight=max_weight)
+    jobs = random_layer_jobs(folding, np.random.default_rng(max_weight), vectors=40)
+    report, _ = run_layer_jobs(folding, jobs, sim=sim, valid_prob=0.5, ready_prob=0.5)
+    assert (report.mismatches, report.first_mismatch) == (0, None)
+    assert report.bits == 80 * 7
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_a_mismatch_names_vector_neuron_and_both_values(sim, monkeypatch):
+    folding = LayerFolding(in_features=13, out_features=7, pe=3, simd=4)
+    jobs = random_layer_jobs(folding, np.random.default_rng(5), jobs=1, vectors=6)
+    true_expected = LayerJob.expected
+
+    def flipped(job):
+        expected = true_expected(job).copy()
+        expected[2, 5] ^= 1
+        return expected
+
+    monkeypatch.setattr(LayerJob, "expected", flipped)
+    report, outputs = run_layer_jobs(folding, jobs, sim=sim)
+    rtl = outputs[0][2, 5]
+    assert report.mismatches == 1
+    assert report.first_mismatch == (
+        f"job 'random 0' vector 2 neuron 5: RTL {rtl} != golden {rtl ^ 1}")
+
+
+def test_a_logits_layer_is_refused_with_the_reason(digits_network):
+    spec = digits_network[0]
+    with pytest.raises(ValueError, match=r"has no thresholds \(it is a logits layer\)"):
+        spec_job(spec[-1], np.zeros((1, 64), dtype=np.uint8))
