@@ -71,6 +71,54 @@ def _cmd_sim(args: argparse.Namespace) -> None:
         raise CheckFailed(f"first mismatch: {report.first_mismatch}")
 
 
+def _cmd_sim_binary(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from hilt.hdl.threshold_array import LayerFolding
+    from hilt.sim.binary_regression import random_layer_jobs, run_layer_jobs
+
+    folding = LayerFolding(in_features=args.in_features, out_features=args.out_features,
+                           pe=args.pe, simd=args.simd, max_weight=args.max_weight,
+                           emit=args.emit)
+    if args.vectors < 1:
+        raise ValueError(f"--vectors must be at least 1, got {args.vectors}")
+    jobs = random_layer_jobs(folding, np.random.default_rng(args.seed), vectors=args.vectors)
+    sim = _simulator(args.sim)
+    report, _ = run_layer_jobs(folding, jobs, sim=sim, seed=args.seed)
+    print(f"binary-layer ({folding.emit}) under {sim}: {report.vectors} vectors, "
+          f"{report.values} values compared, {report.mismatches} mismatches, "
+          f"{report.cycles} cycles ({folding.cycles_per_vector} per vector at full rate), "
+          f"{report.wall_s:.1f} s")
+    if report.mismatches:
+        raise CheckFailed(f"first mismatch: {report.first_mismatch}")
+
+
+def _run_proof(network: str, sim_choice: str, out: Path, seed: int) -> None:
+    sim = _simulator(sim_choice)
+    if network == "pow2":
+        from hilt.sim.digits_proof import run_digits_proof as run
+        what = "a power-of-two MLP through the shift-vector array"
+    else:
+        from hilt.sim.bnn_digits_proof import run_bnn_digits_proof as run
+        what = "a binarized MLP through the threshold-neuron array"
+    print(f"hilt: training {what} on digits, then the test split under {sim}")
+    summary = run(sim=sim, out_dir=out, seed=seed)
+    for layer in summary.layers:
+        print(f"  layer {layer['layer']}: {layer['values']} values, {layer['mismatches']} "
+              f"mismatches, {layer['cycles']} cycles")
+    print(f"  golden model equals Brevitas exactly: {summary.golden_equals_brevitas}")
+    print(f"  {summary.verdict}")
+    print(f"  training {summary.train_s:.1f} s, RTL simulation {summary.rtl_s:.1f} s")
+    print(f"  summary: {out / 'summary.json'}")
+    if not (summary.bit_exact and summary.accuracy_matches and summary.golden_equals_brevitas):
+        raise CheckFailed(f"the RTL run does not match the golden model: {summary.verdict}")
+
+
+def _cmd_proof(args: argparse.Namespace) -> None:
+    _run_proof(args.network, args.sim, args.out or Path("runs") / f"proof-{args.network}",
+               args.seed)
+
+
 def _cmd_synth(args: argparse.Namespace) -> None:
     from hilt.firmware.synthesis import synthesize
 
@@ -83,22 +131,7 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from hilt.sim.digits_proof import run_digits_proof
-
-    sim = _simulator(args.sim)
-    print(f"hilt demo: training a power-of-two MLP on digits, then the test split through "
-          f"the shift-vector array under {sim}")
-    summary = run_digits_proof(sim=sim, out_dir=args.out, seed=args.seed)
-    for layer in summary.layers:
-        print(f"  layer {layer['layer']}: {layer['depth']} inputs, {layer['jobs']} tiles of "
-              f"{layer['pes']} PEs x {layer['lanes']} lanes, {layer['values']} values, "
-              f"{layer['mismatches']} mismatches, {layer['cycles']} cycles")
-    print(f"  golden model equals Brevitas exactly: {summary.golden_equals_brevitas}")
-    print(f"  {summary.verdict}")
-    print(f"  training {summary.train_s:.1f} s, RTL simulation {summary.rtl_s:.1f} s")
-    print(f"  summary: {args.out / 'summary.json'}")
-    if not (summary.bit_exact and summary.accuracy_matches and summary.golden_equals_brevitas):
-        raise CheckFailed(f"the RTL run does not match the golden model: {summary.verdict}")
+    _run_proof("pow2", args.sim, args.out, args.seed)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,6 +154,28 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--waves", action="store_true", help="record a waveform and keep it")
     sim.set_defaults(run=_cmd_sim)
+
+    binary = commands.add_parser(
+        "sim-binary", help="bit-exact regression of the folded binary-layer array")
+    group = binary.add_argument_group("build parameters (they change the RTL)")
+    group.add_argument("--in-features", type=int, default=13)
+    group.add_argument("--out-features", type=int, default=7)
+    group.add_argument("--pe", type=int, default=3, help="neurons working at once")
+    group.add_argument("--simd", type=int, default=4, help="inputs per neuron per cycle")
+    group.add_argument("--max-weight", type=int, default=1, help="largest input magnitude")
+    group.add_argument("--emit", choices=["bits", "counts"], default="bits")
+    binary.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
+    binary.add_argument("--vectors", type=int, default=64, help="random vectors per layer")
+    binary.add_argument("--seed", type=int, default=0)
+    binary.set_defaults(run=_cmd_sim_binary)
+
+    proof = commands.add_parser(
+        "proof", help="a trained digits network through RTL, checked against its golden model")
+    proof.add_argument("network", choices=["pow2", "bnn"])
+    proof.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
+    proof.add_argument("--out", type=Path, default=None, help="output folder")
+    proof.add_argument("--seed", type=int, default=0)
+    proof.set_defaults(run=_cmd_proof)
 
     synth = commands.add_parser("synth", help="resource counts from Yosys for iCE40 UP5K")
     _add_array_options(synth)

@@ -15,6 +15,8 @@ from hilt.host.cli import main
     (["sim", "mul-array", "--exp-bits", "9"], "hilt: error: exp_bits must be in 1..6"),
     (["synth", "shift-array", "--act-width", "1"], "hilt: error: act_width must be 2..32, got 1"),
     (["sim", "shift-array", "--vectors", "0"], "hilt: error: --vectors must be at least 1, got 0"),
+    (["sim-binary", "--pe", "9"], "hilt: error: pe must be 1..7, got 9"),
+    (["sim-binary", "--max-weight", "0"], "hilt: error: max_weight must be at least 1, got 0"),
 ])
 def test_bad_parameters_end_in_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -46,3 +48,19 @@ def test_python_dash_m_runs_the_same_cli():
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert "--vectors" in done.stdout
+
+
+def test_sim_binary_reports_what_it_compared(capsys):
+    argv = ["sim-binary", "--sim", "verilator", "--emit", "counts", "--vectors", "8"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "binary-layer (counts) under verilator: 16 vectors, 112 values compared" in out
+    assert "0 mismatches" in out
+    assert "12 per vector at full rate" in out
+
+
+def test_proof_writes_its_summary(tmp_path, capsys):
+    assert main(["proof", "bnn", "--sim", "verilator", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "RTL logits equal the golden model's (0 mismatches in 26640 values)" in out
+    assert (tmp_path / "summary.json").is_file()
