@@ -189,6 +189,12 @@ class LayerFolding:
         if len(thresholds) != self.out_features:
             raise ValueError(f"thresholds has {len(thresholds)} entries, expected "
                              f"out_features={self.out_features}")
+        top = self.in_features * self.max_weight + 1
+        for neuron, value in enumerate(thresholds):
+            if not 0 <= int(value) <= top:
+                raise ValueError(f"threshold of neuron {neuron} is {int(value)}: thresholds "
+                                 f"must be in 0..{top} (fan-in {self.in_features} times "
+                                 f"max_weight {self.max_weight}, plus one for never)")
         beats = []
         for neuron in range(self.neuron_folds * self.pe):
             if neuron < self.out_features:

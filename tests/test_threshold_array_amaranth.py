@@ -361,3 +361,11 @@ def test_layer_matrices_of_the_wrong_shape_are_refused():
         folding.threshold_beats([1, 2, 3])
     with pytest.raises(ValueError, match=r"magnitudes must be given exactly when max_weight > 1"):
         folding.weight_beats([[0] * 4] * 2, [[1] * 4] * 2)
+
+
+@pytest.mark.parametrize("value", [-1, 15])
+def test_a_threshold_outside_the_count_range_is_refused(value):
+    folding = LayerFolding(in_features=13, out_features=3, pe=3, simd=4)
+    with pytest.raises(ValueError, match=rf"threshold of neuron 1 is {value}: thresholds "
+                                         r"must be in 0\.\.14"):
+        folding.threshold_beats([0, value, 14])
