@@ -13,7 +13,6 @@ under random valid gaps and back-pressure, and this module counts and names mism
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -22,7 +21,7 @@ import numpy as np
 from hilt.hdl.threshold_array import BinaryLayerArray, LayerFolding
 from hilt.quant.binary_export import BinaryLayerSpec
 from hilt.quant.binary_golden import magnitude_sums, popcount_matches, threshold_layer
-from hilt.sim.runner import SimulationFailed, simulate
+from hilt.sim.job_runner import run_golden_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -149,36 +148,13 @@ def run_layer_jobs(folding: LayerFolding, jobs: Sequence[LayerJob], *, sim: str,
     component = asdict(folding)
     array = BinaryLayerArray(**component)
     params = {"component": component, "seed": seed, "valid_prob": valid_prob,
-              "ready_prob": ready_prob, "jobs": [job.as_params() for job in jobs]}
-    started = time.perf_counter()
-    try:
-        results = simulate(array, TESTBENCH, sim=sim, params=params)
-    except SimulationFailed as failure:
-        # The scoreboard fails the test on a mismatch after writing every output.
-        if not failure.results or len(failure.results.get("jobs", ())) != len(jobs):
-            raise
-        results = failure.results
-    wall = time.perf_counter() - started
-    dtype = np.uint8 if folding.thresholded else np.int64
-    outputs = [np.array(job["outputs"], dtype=dtype).reshape(-1, folding.out_features)
-               for job in results["jobs"]]
-    mismatches, first = 0, None
-    for job, got in zip(jobs, outputs, strict=True):
-        expected = job.expected()
-        if got.shape != expected.shape:
-            raise RuntimeError(f"job {job.name!r}: RTL returned {got.shape[0]} outputs for "
-                               f"{expected.shape[0]} vectors")
-        differ = np.argwhere(got != expected)
-        mismatches += len(differ)
-        if first is None and len(differ):
-            vector, neuron = differ[0]
-            first = (f"job {job.name!r} vector {vector} neuron {neuron}: RTL "
-                     f"{got[vector, neuron]} != golden {expected[vector, neuron]}")
+              "ready_prob": ready_prob}
+    run = run_golden_jobs(array, TESTBENCH, jobs, params, sim=sim, unit="neuron")
     vectors = sum(len(job.inputs) for job in jobs)
     report = BinaryRegressionReport(
         sim=sim, folding=folding, jobs=len(jobs), vectors=vectors,
-        values=vectors * folding.out_features, mismatches=mismatches, first_mismatch=first,
-        cycles=sum(job["cycles"] for job in results["jobs"]), wall_s=wall)
+        values=vectors * folding.out_features, mismatches=run.mismatches,
+        first_mismatch=run.first_mismatch, cycles=run.cycles, wall_s=run.wall_s)
     logger.info("binary regression: %s: %d %s, %d mismatches, %.1f s", sim, report.values,
-                folding.emit, report.mismatches, wall)
-    return report, outputs
+                folding.emit, report.mismatches, run.wall_s)
+    return report, run.outputs

@@ -10,7 +10,6 @@ back-pressure; and reports how many values were compared and how many differed.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -22,7 +21,7 @@ from hilt.hdl.vector_array import VectorArray, check_array_params
 from hilt.quant.pow2_export import PowerOfTwoWeights
 from hilt.quant.pow2_format import PowerOfTwoFormat
 from hilt.quant.shift_golden import shift_matmul
-from hilt.sim.runner import SimulationFailed, simulate
+from hilt.sim.job_runner import run_golden_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -186,40 +185,15 @@ def run_jobs(config: ArrayConfig, jobs: Sequence[Job], *, sim: str, seed: int = 
         "seed": seed,
         "valid_prob": valid_prob,
         "ready_prob": ready_prob,
-        "jobs": [job.as_params() for job in jobs],
     }
-    started = time.perf_counter()
-    try:
-        results = simulate(array, TESTBENCH, sim=sim, params=params, waves=waves)
-    except SimulationFailed as failure:
-        # The scoreboard fails the cocotb test on a mismatch but still writes every
-        # output; anything else (no outputs, a missing job) is a real failure.
-        if not failure.results or len(failure.results.get("jobs", ())) != len(jobs):
-            raise
-        results = failure.results
-    wall = time.perf_counter() - started
-    outputs = [np.array(job["outputs"], dtype=np.int64).reshape(-1, config.pes)
-               for job in results["jobs"]]
-    mismatches, first = 0, None
-    for job, got in zip(jobs, outputs, strict=True):
-        expected = job.expected()
-        if got.shape != expected.shape:
-            raise RuntimeError(f"job {job.name!r}: RTL returned {got.shape[0]} results for "
-                               f"{expected.shape[0]} vectors")
-        differ = np.argwhere(got != expected)
-        mismatches += len(differ)
-        if first is None and len(differ):
-            vector, pe = differ[0]
-            first = (f"job {job.name!r} vector {vector} PE {pe}: RTL {got[vector, pe]} != "
-                     f"golden {expected[vector, pe]}")
+    run = run_golden_jobs(array, TESTBENCH, jobs, params, sim=sim, unit="PE", waves=waves)
     report = RegressionReport(
         sim=sim, config=config, jobs=len(jobs),
         vectors=sum(len(job.activations) for job in jobs),
         values=sum(job.activations.shape[0] * config.pes for job in jobs),
-        mismatches=mismatches, first_mismatch=first,
-        cycles=sum(job["cycles"] for job in results["jobs"]), wall_s=wall,
-        waves=results.get("harness", {}).get("waves"),
+        mismatches=run.mismatches, first_mismatch=run.first_mismatch,
+        cycles=run.cycles, wall_s=run.wall_s, waves=run.waves,
     )
     logger.info("regression: %s %s: %d values, %d mismatches, %.1f s", sim, config.kind,
-                report.values, report.mismatches, wall)
-    return report, outputs
+                report.values, report.mismatches, run.wall_s)
+    return report, run.outputs
