@@ -1,4 +1,4 @@
-"""Shared test policy: which simulators must be present."""
+"""Shared test policy (which simulators must be present) and shared data."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from hilt.quant.datasets import DigitsSplit, load_digits_split
 from hilt.sim.runner import available_simulators
 
 
@@ -24,3 +25,9 @@ def _simulator_present(request):
     if os.environ.get("CI"):
         pytest.fail(f"{message}; CI must run every RTL test under both simulators")
     pytest.skip(f"{message}; CI runs these tests")
+
+
+@pytest.fixture(scope="session")
+def split() -> DigitsSplit:
+    """The digits split every training test uses (seed 0)."""
+    return load_digits_split(seed=0)

@@ -18,12 +18,7 @@ from hilt.quant.binary_mlp import (
     integer_forward,
     pixels_to_input,
 )
-from hilt.quant.datasets import DIGITS_PIXEL_MAX, load_digits_split
-
-
-@pytest.fixture(scope="module")
-def split():
-    return load_digits_split(seed=0)
+from hilt.quant.datasets import DIGITS_PIXEL_MAX
 
 
 @pytest.fixture(scope="module")

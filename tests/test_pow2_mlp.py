@@ -6,7 +6,7 @@ import torch
 from brevitas.nn import QuantReLU
 from torch import nn
 
-from hilt.quant.datasets import DIGITS_PIXEL_MAX, load_digits_split
+from hilt.quant.datasets import DIGITS_PIXEL_MAX
 from hilt.quant.pow2_mlp import (
     INPUT_EXP,
     Pow2MLP,
@@ -16,11 +16,6 @@ from hilt.quant.pow2_mlp import (
     integer_forward,
     pixels_to_input,
 )
-
-
-@pytest.fixture(scope="module")
-def split():
-    return load_digits_split(seed=0)
 
 
 @pytest.fixture(scope="module")
