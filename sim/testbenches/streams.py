@@ -24,6 +24,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 class StreamPorts:
     """The ``<name>__payload/__valid/__ready`` ports of one Amaranth stream."""
 
+    name: str
     valid: object
     ready: object
     payload: object
@@ -31,7 +32,8 @@ class StreamPorts:
 
     @classmethod
     def of(cls, dut, name: str, layout: data.Layout) -> StreamPorts:
-        return cls(valid=getattr(dut, f"{name}__valid"), ready=getattr(dut, f"{name}__ready"),
+        return cls(name=name, valid=getattr(dut, f"{name}__valid"),
+                   ready=getattr(dut, f"{name}__ready"),
                    payload=getattr(dut, f"{name}__payload"), width=layout.size)
 
 
@@ -116,7 +118,7 @@ async def monitor(clk, port: StreamPorts, layout: data.Layout, count: int, ready
         valid = port.valid.value == 1
         bits = port.payload.value.to_unsigned() if valid else None
         assert stalled is None or bits == stalled, (
-            f"results: a beat offered while ready was low was withdrawn or changed "
+            f"{port.name}: a beat offered while ready was low was withdrawn or changed "
             f"(cycle {cycles}: {stalled:#x} -> {bits if bits is None else hex(bits)})")
         if valid and ready:
             received(data.Const(layout, bits))
