@@ -21,7 +21,7 @@ import numpy as np
 from hilt.hdl.threshold_array import BinaryLayerArray, LayerFolding
 from hilt.quant.binary_export import BinaryLayerSpec
 from hilt.quant.binary_golden import magnitude_sums, popcount_matches, threshold_layer
-from hilt.sim.job_runner import run_golden_jobs
+from hilt.sim.job_runner import RunReport, run_golden_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -67,23 +67,15 @@ class LayerJob:
         return params
 
 
-@dataclass(frozen=True)
-class BinaryRegressionReport:
+@dataclass(frozen=True, kw_only=True)
+class BinaryRegressionReport(RunReport):
     """What one run compared, and how long the simulation took.
 
     ``values`` is the number of output values compared: bits, or counts when the
     folding emits counts.
     """
 
-    sim: str
     folding: LayerFolding
-    jobs: int
-    vectors: int
-    values: int
-    mismatches: int
-    first_mismatch: str | None
-    cycles: int
-    wall_s: float
 
 
 def spec_job(spec: BinaryLayerSpec, inputs: np.ndarray) -> LayerJob:

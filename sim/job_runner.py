@@ -29,6 +29,24 @@ class GoldenJob(Protocol):
     def as_params(self) -> dict: ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunReport:
+    """What one regression run compared, and how long the simulation took.
+
+    Each regression adds the build parameters of the design it ran.
+    """
+
+    sim: str
+    jobs: int
+    vectors: int
+    values: int
+    mismatches: int
+    first_mismatch: str | None
+    cycles: int
+    wall_s: float
+    waves: str | None = None
+
+
 @dataclass(frozen=True)
 class JobResults:
     """The RTL outputs of each job, checked against the golden model."""

@@ -21,7 +21,7 @@ from hilt.hdl.vector_array import VectorArray, check_array_params
 from hilt.quant.pow2_export import PowerOfTwoWeights
 from hilt.quant.pow2_format import PowerOfTwoFormat
 from hilt.quant.shift_golden import shift_matmul
-from hilt.sim.job_runner import run_golden_jobs
+from hilt.sim.job_runner import RunReport, run_golden_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -81,20 +81,11 @@ class Job:
         }
 
 
-@dataclass(frozen=True)
-class RegressionReport:
-    """What one regression run compared, and how long the simulation took."""
+@dataclass(frozen=True, kw_only=True)
+class RegressionReport(RunReport):
+    """What one regression run of a vector array compared, and how long it took."""
 
-    sim: str
     config: ArrayConfig
-    jobs: int
-    vectors: int
-    values: int
-    mismatches: int
-    first_mismatch: str | None
-    cycles: int
-    wall_s: float
-    waves: str | None = None
 
 
 def _activation_range(config: ArrayConfig) -> tuple[int, int]:
