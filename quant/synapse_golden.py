@@ -20,7 +20,6 @@ outer-product scheme of stochastic pulse-train updates).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from .lfsr import LFSR_TAPS, lfsr_seed
 from .synapse_device import SynapseDevice
+from .synapse_tables import MAX_STATE_BITS, StepTables, check_int
 
 __all__ = [
     "MAX_IN_BITS",
@@ -39,60 +39,7 @@ __all__ = [
     "step_tables_from_device",
 ]
 
-MAX_STATE_BITS = 12
 MAX_IN_BITS = 16
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        accepted = f"{low}..{high}" if high is not None else f"at least {low}"
-        raise ValueError(f"{name} must be {accepted}, got {value}")
-    return int(value)
-
-
-@dataclass(frozen=True)
-class StepTables:
-    """The per-level step of an up and of a down pulse, for a cell of ``state_bits`` bits.
-
-    Each table has one entry per level, and every entry must itself be a level count in
-    ``0..2**state_bits - 1``: that is what makes the table fit the state width.
-    """
-
-    state_bits: int
-    up: tuple[int, ...]
-    down: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        _check_int("state_bits", self.state_bits, 1, MAX_STATE_BITS)
-        for name in ("up", "down"):
-            table = getattr(self, name)
-            entries = tuple(table)
-            if len(entries) != self.levels:
-                raise ValueError(
-                    f"{name} table must have one entry per level, 2**state_bits = "
-                    f"{self.levels}, got {len(entries)}"
-                )
-            for level, step in enumerate(entries):
-                if isinstance(step, bool) or not isinstance(step, int | np.integer):
-                    raise TypeError(f"{name}[{level}] must be an int, got {step!r}")
-                if not 0 <= step <= self.max_state:
-                    raise ValueError(
-                        f"{name}[{level}] = {step} does not fit state_bits={self.state_bits}: "
-                        f"a step must be in 0..{self.max_state}"
-                    )
-            object.__setattr__(self, name, tuple(int(step) for step in entries))
-
-    @property
-    def levels(self) -> int:
-        """Number of states, ``2**state_bits``."""
-        return 1 << self.state_bits
-
-    @property
-    def max_state(self) -> int:
-        """The upper bound S; the lower one is 0."""
-        return self.levels - 1
 
 
 def step_tables_from_device(device: SynapseDevice, state_bits: int) -> StepTables:
@@ -107,7 +54,7 @@ def step_tables_from_device(device: SynapseDevice, state_bits: int) -> StepTable
     """
     if not isinstance(device, SynapseDevice):
         raise TypeError(f"device must be a SynapseDevice, got {device!r}")
-    levels = 1 << _check_int("state_bits", state_bits, 1, MAX_STATE_BITS)
+    levels = 1 << check_int("state_bits", state_bits, 2, MAX_STATE_BITS)
     nominal = copy.copy(device)
     nominal.write_noise_std = 0.0
     lsb = device.conductance_range / (levels - 1)
@@ -207,23 +154,23 @@ class SynapseCrossbarModel:
         lfsr_bits: int = 16,
         seed: int = 0,
     ) -> None:
-        self.rows = _check_int("rows", rows, 1)
-        self.cols = _check_int("cols", cols, 1)
+        self.rows = check_int("rows", rows, 1)
+        self.cols = check_int("cols", cols, 1)
         if not isinstance(tables, StepTables):
             raise TypeError(f"tables must be StepTables, got {tables!r}")
         self.tables = tables
-        self.in_bits = _check_int("in_bits", in_bits, 2, MAX_IN_BITS)
-        self.max_pulses = _check_int("max_pulses", max_pulses, 1)
+        self.in_bits = check_int("in_bits", in_bits, 2, MAX_IN_BITS)
+        self.max_pulses = check_int("max_pulses", max_pulses, 1)
         if lfsr_bits not in LFSR_TAPS:
             raise ValueError(
                 f"lfsr_bits must be one of {sorted(LFSR_TAPS)} (widths with known "
                 f"maximal-length taps), got {lfsr_bits!r}"
             )
         self.lfsr_bits = lfsr_bits
-        self.noise_bits = _check_int(
+        self.noise_bits = check_int(
             "noise_bits", noise_bits, 0, min(tables.state_bits, lfsr_bits // 2)
         )
-        self.seed = _check_int("seed", seed, 0)
+        self.seed = check_int("seed", seed, 0)
         shape = (self.rows, self.cols)
         self.g_plus = np.zeros(shape, dtype=np.int64)
         self.g_minus = np.zeros(shape, dtype=np.int64)
@@ -254,7 +201,7 @@ class SynapseCrossbarModel:
         return (self.g_plus - self.g_minus) @ x
 
     def _check_row(self, row: int) -> int:
-        return _check_int("row", row, 0, self.rows - 1)
+        return check_int("row", row, 0, self.rows - 1)
 
     def program_row(self, row: int, plus: ArrayLike, minus: ArrayLike) -> None:
         """Set the levels of one row directly, as a reset or a refresh reprograms it."""

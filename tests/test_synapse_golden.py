@@ -55,7 +55,7 @@ def test_step_tables_refuse_entries_beyond_the_state_width():
         StepTables(2, (1, 1, 1, 0), (0, 1, 1))
     with pytest.raises(ValueError, match=r"down\[0\] = -1 does not fit"):
         StepTables(2, (1, 1, 1, 0), (-1, 1, 1, 1))
-    with pytest.raises(ValueError, match=r"state_bits must be 1\.\.12"):
+    with pytest.raises(ValueError, match=r"state_bits must be 2\.\.12"):
         StepTables(13, (), ())
 
 
