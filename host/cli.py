@@ -93,6 +93,48 @@ def _cmd_sim_binary(args: argparse.Namespace) -> None:
         raise CheckFailed(f"first mismatch: {report.first_mismatch}")
 
 
+def _synapse_device(args: argparse.Namespace):
+    from hilt.quant.synapse_device import ExponentialDevice, LinearDevice, SoftBoundsDevice
+
+    if args.device == "linear":
+        return LinearDevice(args.dw_min, up_down=args.up_down)
+    if args.device == "soft-bounds":
+        return SoftBoundsDevice(args.dw_min, up_down=args.up_down)
+    return ExponentialDevice(args.a, args.a, up_down=args.up_down)
+
+
+def _cmd_sim_synapse(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from hilt.quant.synapse_golden import step_tables_from_device
+    from hilt.sim.synapse_regression import (
+        CrossbarConfig,
+        random_job,
+        run_crossbar_jobs,
+        saturation_job,
+    )
+
+    tables = step_tables_from_device(_synapse_device(args), args.state_bits)
+    config = CrossbarConfig(rows=args.rows, cols=args.cols, tables=tables, in_bits=args.in_bits,
+                            max_pulses=args.max_pulses, noise_bits=args.noise_bits,
+                            lfsr_bits=args.lfsr_bits, seed=args.seed)
+    config.model()  # refuses bad sizes before any job is generated
+    if args.jobs < 1 or args.ops < 1:
+        raise ValueError(f"--jobs and --ops must be at least 1, got {args.jobs} and {args.ops}")
+    rng = np.random.default_rng(args.seed)
+    jobs = [saturation_job(config)] + [random_job(config, rng, f"random {index}", args.ops)
+                                       for index in range(args.jobs)]
+    sim = _simulator(args.sim)
+    report = run_crossbar_jobs(config, jobs, sim=sim, seed=args.seed)
+    print(f"synapse crossbar {args.rows}x{args.cols} ({args.device}, {args.state_bits}-bit "
+          f"states, up {list(tables.up)}, down {list(tables.down)}) under {sim}: "
+          f"{report.vectors} reads and readbacks, {report.values} values ({report.cells} cell "
+          f"states) compared, {report.mismatches} mismatches, {report.cycles} cycles, "
+          f"{report.wall_s:.1f} s")
+    if report.mismatches:
+        raise CheckFailed(f"first mismatch: {report.first_mismatch}")
+
+
 def _run_proof(network: str, sim_choice: str, out: Path, seed: int) -> None:
     sim = _simulator(sim_choice)
     if network == "pow2":
@@ -168,6 +210,27 @@ def _parser() -> argparse.ArgumentParser:
     binary.add_argument("--vectors", type=int, default=64, help="random vectors per layer")
     binary.add_argument("--seed", type=int, default=0)
     binary.set_defaults(run=_cmd_sim_binary)
+
+    synapse = commands.add_parser(
+        "sim-synapse", help="bit-exact regression of the synapse crossbar with pulse updates")
+    group = synapse.add_argument_group("build parameters (they change the RTL)")
+    group.add_argument("--rows", type=int, default=4, help="outputs")
+    group.add_argument("--cols", type=int, default=5, help="inputs")
+    group.add_argument("--state-bits", type=int, default=4, help="bits of a cell's level")
+    group.add_argument("--in-bits", type=int, default=4, help="signed read input bits")
+    group.add_argument("--max-pulses", type=int, default=7, help="slots per update")
+    group.add_argument("--noise-bits", type=int, default=1, help="noise field bits, 0 for none")
+    group.add_argument("--lfsr-bits", type=int, default=16, help="noise LFSR width")
+    group.add_argument("--device", choices=["linear", "soft-bounds", "exponential"],
+                       default="soft-bounds", help="response curve of the step tables")
+    group.add_argument("--dw-min", type=float, default=0.2, help="step (linear, soft-bounds)")
+    group.add_argument("--a", type=float, default=4.0, help="pulses per e-fold (exponential)")
+    group.add_argument("--up-down", type=float, default=0.0, help="up/down asymmetry")
+    synapse.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
+    synapse.add_argument("--jobs", type=int, default=3, help="random jobs")
+    synapse.add_argument("--ops", type=int, default=60, help="operations per random job")
+    synapse.add_argument("--seed", type=int, default=0)
+    synapse.set_defaults(run=_cmd_sim_synapse)
 
     proof = commands.add_parser(
         "proof", help="a trained digits network through RTL, checked against its golden model")
