@@ -172,6 +172,14 @@ class SynapseDevice(ABC):
         n = self._check_pulses(pulses, G)
         return self._up(G, n, torch.full_like(G, 1 + self.up_down)).clamp(self.w_min, self.w_max)
 
+    def nominal_depress(self, G: torch.Tensor, pulses: int | torch.Tensor) -> torch.Tensor:
+        """:meth:`depress` of the nominal cell: no spread, no noise (``up_down`` kept)."""
+        G = self._check_state(G)
+        n = self._check_pulses(pulses, G)
+        return self._down(G, n, torch.full_like(G, 1 - self.up_down)).clamp(
+            self.w_min, self.w_max
+        )
+
     def pulses_to_reach(self, delta: torch.Tensor, *, max_pulses: int = 1 << 20) -> torch.Tensor:
         """Nominal potentiation pulses from Gmin that land nearest Gmin + ``delta``.
 

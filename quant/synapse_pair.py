@@ -132,6 +132,18 @@ class SynapsePair:
         self.depression_pulses += down
         return G
 
+    def reset(self, mask: torch.Tensor | None = None) -> None:
+        """Reset both cells to Gmin where ``mask`` is true (default: all), two resets each.
+
+        The weight is lost; :meth:`refresh` keeps it. A rule that reprograms the weight
+        itself (program and verify) resets first.
+        """
+        mask = self._mask(mask)
+        self.resets += 2 * mask.to(torch.int64)
+        g_min = self.device.w_min
+        self.g_plus = torch.where(mask, g_min, self.g_plus)
+        self.g_minus = torch.where(mask, g_min, self.g_minus)
+
     def refresh(self, mask: torch.Tensor | None = None) -> None:
         """Reset both cells to Gmin and reprogram the difference onto one of them.
 
@@ -141,6 +153,13 @@ class SynapsePair:
         linear device whose states lie on its step grid. Only cells where ``mask`` is
         true are refreshed (default: all). Each refreshed weight counts two resets.
         """
+        mask = self._mask(mask)
+        difference = torch.where(mask, self.g_plus - self.g_minus, 0)
+        count = self.device.pulses_to_reach(difference.abs())
+        self.reset(mask)
+        self.update(torch.where(difference > 0, count, -count))
+
+    def _mask(self, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is None:
             mask = torch.ones(self.shape, dtype=torch.bool)
         mask = torch.as_tensor(mask)
@@ -153,10 +172,4 @@ class SynapsePair:
                 f"mask of shape {tuple(mask.shape)} does not broadcast to the weights' shape "
                 f"{self.shape}"
             ) from None
-        difference = torch.where(mask, self.g_plus - self.g_minus, 0)
-        count = self.device.pulses_to_reach(difference.abs())
-        self.resets += 2 * mask.to(torch.int64)
-        g_min = self.device.w_min
-        self.g_plus = torch.where(mask, g_min, self.g_plus)
-        self.g_minus = torch.where(mask, g_min, self.g_minus)
-        self.update(torch.where(difference > 0, count, -count))
+        return mask
