@@ -135,6 +135,20 @@ def _cmd_sim_synapse(args: argparse.Namespace) -> None:
         raise CheckFailed(f"first mismatch: {report.first_mismatch}")
 
 
+def _cmd_synapse_sweep(args: argparse.Namespace) -> None:
+    from hilt.host.synapse_sweep import run_sweep
+
+    for name in ("epochs", "workers"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be at least 1, got {value}")
+    result = run_sweep(args.out, quick=args.quick, seed=args.seed, epochs=args.epochs,
+                       workers=args.workers, progress=print)
+    for verdict in result.verdicts():
+        print(f"  {verdict}")
+    print(f"wrote {', '.join(str(p) for p in result.files.values())} in {result.seconds:.0f} s")
+
+
 def _run_proof(network: str, sim_choice: str, out: Path, seed: int) -> None:
     sim = _simulator(sim_choice)
     if network == "pow2":
@@ -231,6 +245,16 @@ def _parser() -> argparse.ArgumentParser:
     synapse.add_argument("--ops", type=int, default=60, help="operations per random job")
     synapse.add_argument("--seed", type=int, default=0)
     synapse.set_defaults(run=_cmd_sim_synapse)
+
+    sweep = commands.add_parser(
+        "synapse-sweep", help="digits perceptron on synapse devices: rules against float")
+    sweep.add_argument("--out", type=Path, default=Path("runs/synapse-sweep"),
+                       help="output folder (sweep.json, sweep.md, sweep.png)")
+    sweep.add_argument("--quick", action="store_true", help="two devices, a few seconds")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of every run")
+    sweep.add_argument("--epochs", type=int, default=None, help="override the epochs")
+    sweep.add_argument("--workers", type=int, default=None, help="parallel processes")
+    sweep.set_defaults(run=_cmd_synapse_sweep)
 
     proof = commands.add_parser(
         "proof", help="a trained digits network through RTL, checked against its golden model")
