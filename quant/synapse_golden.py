@@ -19,8 +19,6 @@ outer-product scheme of stochastic pulse-train updates).
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
@@ -55,12 +53,10 @@ def step_tables_from_device(device: SynapseDevice, state_bits: int) -> StepTable
     if not isinstance(device, SynapseDevice):
         raise TypeError(f"device must be a SynapseDevice, got {device!r}")
     levels = 1 << check_int("state_bits", state_bits, 2, MAX_STATE_BITS)
-    nominal = copy.copy(device)
-    nominal.write_noise_std = 0.0
     lsb = device.conductance_range / (levels - 1)
     conductance = device.w_min + lsb * torch.arange(levels, dtype=torch.float64)
-    up = (nominal.potentiate(conductance, 1) - conductance) / lsb
-    down = (conductance - nominal.depress(conductance, 1)) / lsb
+    up = (device.nominal_potentiate(conductance, 1) - conductance) / lsb
+    down = (conductance - device.nominal_depress(conductance, 1)) / lsb
     top = levels - 1
 
     def table(steps: torch.Tensor) -> tuple[int, ...]:
