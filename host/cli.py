@@ -144,8 +144,6 @@ def _cmd_synapse_sweep(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name} must be at least 1, got {value}")
     result = run_sweep(args.out, quick=args.quick, seed=args.seed, epochs=args.epochs,
                        workers=args.workers, progress=print)
-    for verdict in result.verdicts():
-        print(f"  {verdict}")
     print(f"wrote {', '.join(str(p) for p in result.files.values())} in {result.seconds:.0f} s")
 
 
