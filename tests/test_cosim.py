@@ -1,0 +1,287 @@
+"""The co-simulation bridge: a simulated UART design behind a socket URL and a pty.
+
+Most tests use an echo board of our own (:class:`EchoBoard`): the firmware's UART with
+every received byte sent back plus one, so an echo proves the bytes crossed the design
+and were not looped back by the bridge. The last one runs the host's transport against
+the board's protocol engine (:class:`~hilt.firmware.top.FirmwareTop`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import serial
+from amaranth.hdl import Instance, Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hilt.firmware.targets import MemoryTarget
+from hilt.firmware.top import FirmwareTop, capability_record
+from hilt.firmware.uart import Uart, UartTx
+from hilt.host.protocol import reference
+from hilt.host.transport import Device
+from hilt.sim.cosim import start_cosim
+from hilt.sim.errors import BuildFailed, SimulationFailed
+from hilt.sim.testbenches.cosim_bridge import TxDecoder, frame_runs
+
+DIVISOR = 4
+TESTS = Path(__file__).parent
+# Runs a scrap of Python with this module's EchoBoard importable, unbuffered.
+PYTHON_WITH_ECHO = [sys.executable, "-u", "-c",
+                    f"import sys; sys.path.insert(0, {str(TESTS)!r}); "
+                    f"from test_cosim import EchoBoard; exec(sys.argv[1])"]
+
+
+class EchoBoard(wiring.Component):
+    """A UART whose every received byte goes back out plus one (mod 256)."""
+
+    def __init__(self, divisor: int) -> None:
+        self.divisor = divisor
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.uart = uart = Uart(self.divisor)
+        m.d.comb += [
+            uart.rx.eq(self.rx),
+            self.tx.eq(uart.tx),
+            uart.tx_data.payload.eq(uart.rx_data.payload + 1),
+            uart.tx_data.valid.eq(uart.rx_data.valid),
+            uart.rx_data.ready.eq(uart.tx_data.ready),
+        ]
+        return m
+
+
+class UnbuildableBoard(wiring.Component):
+    """UART pins around an instance of a module that no Verilog source defines."""
+
+    def __init__(self) -> None:
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.missing = Instance("no_such_cell", i_a=self.rx, o_y=self.tx)
+        return m
+
+
+def plus_one(data: bytes) -> bytes:
+    return bytes((byte + 1) % 256 for byte in data)
+
+
+def random_bytes(count: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(count)
+
+
+def running(pid: int | str) -> bool:
+    """Whether a process exists and is not a zombie (whoever adopted it may be slow to reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def echo(port: serial.SerialBase, data: bytes) -> bytes:
+    port.write(data)
+    return port.read(len(data))
+
+
+def line_edges(bits: list[int], bit_ns: int, start_ns: int = 0) -> list[tuple[int, int]]:
+    """The edges of a line (idle high) carrying ``bits``, one every ``bit_ns``."""
+    edges, level = [], 1
+    for index, bit in enumerate(bits):
+        if bit != level:
+            edges.append((start_ns + index * bit_ns, bit))
+            level = bit
+    return edges
+
+
+def frame_bits(byte: int) -> list[int]:
+    return [level for level, count in frame_runs(byte) for _ in range(count)]
+
+
+def test_tx_decoder_frames_glitches_and_framing_errors():
+    bit = 40
+    bad_stop = [*frame_bits(0x5A)[:-1], 0, 0, 1]  # the line stays low into the stop bit
+    bits = [1, *frame_bits(0x00), *frame_bits(0xFF), 1, 1, *frame_bits(0xA5), *bad_stop,
+            *frame_bits(0x81)]
+    decoder = TxDecoder(bit)
+    for time_ns, level in line_edges(bits, bit, start_ns=1000):
+        decoder.edge(time_ns, level)
+    # Nothing after the last stop bit's middle has happened yet: that frame stays open.
+    end = 1000 + len(bits) * bit
+    assert decoder.decode(end - bit) == [0x00, 0xFF, 0xA5, None]
+    assert decoder.edges
+    assert decoder.decode(end) == [0x81]
+    assert not decoder.edges
+    # A glitch shorter than half a bit starts no frame, and no edge is kept for it.
+    decoder.edge(5000, 0)
+    decoder.edge(5000 + bit // 4, 1)
+    assert decoder.decode(5000 + 20 * bit) == []
+    assert not decoder.edges
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_echo_through_socket_url(sim):
+    data = random_bytes(600, seed=1)
+    with start_cosim(EchoBoard(DIVISOR), sim=sim, divisor=DIVISOR, pty=False) as board:
+        assert board.url == f"socket://127.0.0.1:{board.port}"
+        assert board.pty is None
+        with serial.serial_for_url(board.url, timeout=30) as port:
+            assert echo(port, data) == plus_one(data)
+        results = board.stop()
+    assert not board.running
+    assert results["bytes_to_design"] == results["bytes_from_design"] == len(data)
+    assert results["tx_framing_errors"] == results["bytes_dropped"] == 0
+    assert results["clients"] == 1
+    # Every byte takes ten bits of DIVISOR cycles each way, back to back.
+    assert results["cycles"] >= 10 * DIVISOR * len(data)
+    assert results["wall_seconds"] > 0
+    assert not board.run_dir.exists()
+
+
+def test_echo_through_pty_then_socket():
+    data = random_bytes(300, seed=2)
+    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR) as board:
+        assert board.pty is not None and os.path.exists(board.pty)
+        with serial.Serial(board.pty, timeout=30) as port:
+            assert echo(port, data) == plus_one(data)
+        # A second client of the pty starts on a clean line, and so does the socket.
+        with serial.Serial(board.pty, timeout=30) as port:
+            assert echo(port, b"\x00\xff\n\r\x03") == b"\x01\x00\x0b\x0e\x04"
+        with serial.serial_for_url(board.url, timeout=30) as port:
+            assert echo(port, data[:50]) == plus_one(data[:50])
+        results = board.stop()
+    assert results["bytes_from_design"] == len(data) + 5 + 50
+    assert not os.path.exists(board.pty)
+
+
+def test_one_tcp_client_at_a_time_then_closed_port_is_reported():
+    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, pty=False) as board:
+        first = serial.serial_for_url(board.url, timeout=30)
+        assert echo(first, b"first") == plus_one(b"first")
+        # While one client is connected another is accepted and closed at once.
+        with (serial.serial_for_url(board.url, timeout=10) as intruder,
+              pytest.raises(serial.SerialException, match="disconnected")):
+            intruder.read(1)
+        assert echo(first, b"still") == plus_one(b"still")
+        first.close()
+        with serial.serial_for_url(board.url, timeout=30) as second:
+            assert echo(second, b"second") == plus_one(b"second")
+            results = board.stop()
+            with pytest.raises(serial.SerialException, match="disconnected"):
+                second.read(1)
+    assert (results["clients"], results["clients_refused"]) == (2, 1)
+    with pytest.raises(serial.SerialException):
+        serial.serial_for_url(board.url, timeout=1)
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(SimulationFailed, match=r"(?s)before its bridge listened.*in use"):
+            start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, port=port,
+                        run_dir=tmp_path)
+
+
+def test_simulator_dying_is_reported_with_its_log(tmp_path):
+    board = start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, pty=False,
+                        run_dir=tmp_path)
+    children = Path(f"/proc/{board.pid}/task/{board.pid}/children").read_text().split()
+    os.kill(int(children[0]), signal.SIGKILL)
+    with pytest.raises(SimulationFailed, match=r"(?s)stopped without finishing.*sim\.log ends"):
+        board.stop()
+    assert board.run_dir.exists()  # kept for its logs
+
+
+def test_design_that_does_not_build_is_a_clear_error():
+    with pytest.raises(BuildFailed, match="no_such_cell"):
+        start_cosim(UnbuildableBoard(), sim="icarus", divisor=DIVISOR)
+
+
+def test_design_without_uart_pins_is_refused():
+    with pytest.raises(ValueError, match="one-bit In port 'rx'"):
+        start_cosim(UartTx(DIVISOR), sim="icarus", divisor=DIVISOR)
+
+
+def test_board_stops_when_its_owner_dies():
+    owner = subprocess.Popen(
+        [*PYTHON_WITH_ECHO,
+         "from hilt.sim.cosim import start_cosim\n"
+         f"board = start_cosim(EchoBoard({DIVISOR}), sim='icarus', divisor={DIVISOR})\n"
+         "print(board.url, board.pid)\n"
+         "import time; time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        url, pid = owner.stdout.readline().split()
+    finally:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+    deadline = time.monotonic() + 20
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(pid), "the simulation outlived its owner"
+    with pytest.raises(serial.SerialException):
+        serial.serial_for_url(url, timeout=1)
+
+
+def test_serve_forever_stops_cleanly_on_ctrl_c():
+    server = subprocess.Popen(
+        [*PYTHON_WITH_ECHO,
+         "from hilt.sim.cosim import serve_forever\n"
+         f"serve_forever(EchoBoard({DIVISOR}), sim='icarus', divisor={DIVISOR})"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    while not lines or lines[-1] != "Ctrl-C stops it\n":
+        line = server.stdout.readline()
+        assert line, f"serve_forever ended early: {lines} {server.stderr.read()}"
+        lines.append(line)
+    url = lines[0].split()[-1]
+    assert url.startswith("socket://127.0.0.1:")
+    assert lines[1].startswith("pseudo-terminal: /dev/pts/")
+    with serial.serial_for_url(url, timeout=30) as port:
+        assert echo(port, b"abc") == b"bcd"
+    server.send_signal(signal.SIGINT)
+    out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err
+    assert "stopped: 3 bytes to the board, 3 from it" in out
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_device_session_with_cosimulated_firmware(sim):
+    """The host's transport through the bridge to the gateware: identify, write, read,
+    pulse, forward, checked against the reference memory target."""
+    size, max_payload, rx_buffer = 64, 64, 128
+    memory = MemoryTarget(size)
+    capability = capability_record([memory], board="cosim", build="test-cosim",
+                                   max_payload=max_payload, baud=25_000_000,
+                                   rx_buffer=rx_buffer)
+    top = FirmwareTop([memory], capability, divisor=DIVISOR, max_payload=max_payload,
+                      rx_buffer=rx_buffer)
+    golden = reference.MemoryTarget(size)
+    inputs = [random_bytes(length, seed=length) for length in (1, 7, 32, 60, 60, 60)]
+    with (start_cosim(top, sim=sim, divisor=DIVISOR, pty=False) as board,
+          Device(board.url, timeout=5.0) as device):
+        assert device.capabilities.board == "cosim"
+        assert device.capabilities.targets[0]["params"] == {"size": size}
+        assert device.capabilities.rx_buffer == rx_buffer
+        device.write(0, 5, b"\x10\x20\x30")
+        golden.write(5, b"\x10\x20\x30")
+        device.pulse(0, bytes([6, 0, 6, 0, 63, 0]))
+        golden.pulse(bytes([6, 0, 6, 0, 63, 0]))
+        assert device.read(0, 0, size) == golden.read(0, size)
+        assert device.forward(0, inputs) == [golden.forward(data) for data in inputs]
+        assert device.stats.damaged_frames == 0
+    results = board.stop()
+    assert results["tx_framing_errors"] == 0
+    assert results["bytes_to_design"] == device.stats.bytes_sent
