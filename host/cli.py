@@ -147,6 +147,48 @@ def _cmd_synapse_sweep(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(str(p) for p in result.files.values())} in {result.seconds:.0f} s")
 
 
+def _board_params(args: argparse.Namespace) -> dict[str, int]:
+    return {"baud": args.baud, "max_payload": args.max_payload,
+            "memory_bytes": args.memory_bytes}
+
+
+def _cmd_build(args: argparse.Namespace) -> None:
+    from hilt.firmware.board_firmware import board_firmware
+    from hilt.firmware.build import build_board
+
+    out = args.out or Path("runs") / "build" / args.board
+    report = build_board(args.board, board_firmware, out_dir=out, params=_board_params(args))
+    print(report.summary())
+
+
+def _cmd_flash(args: argparse.Namespace) -> None:
+    from hilt.firmware.boards import get_board
+    from hilt.firmware.flash import flash
+
+    config = get_board(args.board)
+    bitstream = args.bitstream or (Path("runs") / "build" / args.board
+                                   / f"top{config.bitstream_suffix}")
+    if not Path(bitstream).is_file():
+        raise ValueError(f"no bitstream at {bitstream}: run `hilt build --board {args.board}` "
+                         f"first or pass --bitstream PATH")
+    command = flash(args.board, bitstream, dry_run=args.dry_run)
+    print(("would run: " if args.dry_run else "ran: ") + " ".join(command))
+
+
+def _cmd_cosim(args: argparse.Namespace) -> None:
+    from hilt.firmware.board_firmware import firmware_top
+    from hilt.firmware.boards import get_board
+    from hilt.sim.cosim import serve_forever
+
+    config = get_board(args.board)
+    clock_ns = 10
+    top = firmware_top(config, {"max_payload": args.max_payload,
+                                "memory_bytes": args.memory_bytes},
+                       divisor=args.divisor, clock_hz=1e9 / clock_ns)
+    serve_forever(top, sim=args.sim, divisor=args.divisor, port=args.port, pty=not args.no_pty,
+                  clock_ns=clock_ns)
+
+
 def _run_proof(network: str, sim_choice: str, out: Path, seed: int) -> None:
     sim = _simulator(sim_choice)
     if network == "pow2":
@@ -254,6 +296,36 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=None, help="parallel processes")
     sweep.set_defaults(run=_cmd_synapse_sweep)
 
+    def board_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--board", required=True, help="icebreaker or ulx3s")
+        group = parser.add_argument_group("firmware parameters (they change the design)")
+        group.add_argument("--max-payload", type=int, default=256, help="bytes per frame")
+        group.add_argument("--memory-bytes", type=int, default=1024, help="memory target size")
+
+    build = commands.add_parser("build", help="bitstream of the firmware for a board")
+    board_options(build)
+    build.add_argument("--baud", type=int, default=115200, help="UART line rate")
+    build.add_argument("--out", type=Path, default=None,
+                       help="output folder (default runs/build/BOARD)")
+    build.set_defaults(run=_cmd_build)
+
+    flash = commands.add_parser("flash", help="program a board with its built bitstream")
+    flash.add_argument("--board", required=True, help="icebreaker or ulx3s")
+    flash.add_argument("--bitstream", type=Path, default=None,
+                       help="default: runs/build/BOARD/top.bin or top.bit")
+    flash.add_argument("--dry-run", action="store_true", help="print the command, run nothing")
+    flash.set_defaults(run=_cmd_flash)
+
+    cosim = commands.add_parser(
+        "cosim", help="the board's firmware in RTL simulation, behind a serial URL")
+    board_options(cosim)
+    cosim.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
+    cosim.add_argument("--divisor", type=int, default=4,
+                       help="clock cycles per UART bit of the simulated 100 MHz clock")
+    cosim.add_argument("--port", type=int, default=0, help="TCP port (0: any free one)")
+    cosim.add_argument("--no-pty", action="store_true", help="no pseudo-terminal")
+    cosim.set_defaults(run=_cmd_cosim)
+
     proof = commands.add_parser(
         "proof", help="a trained digits network through RTL, checked against its golden model")
     proof.add_argument("network", choices=["pow2", "bnn"])
@@ -271,6 +343,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
+    from hilt.firmware.build import BuildError
+    from hilt.firmware.flash import FlashError
     from hilt.firmware.synthesis import ToolchainNotFound
     from hilt.sim.runner import SimulationError
 
@@ -282,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckFailed as failure:
         print(f"hilt: check failed: {failure}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError, SimulationError, ToolchainNotFound) as error:
+    except (ValueError, TypeError, SimulationError, ToolchainNotFound, BuildError,
+            FlashError) as error:
         logger.debug("details", exc_info=True)
         print(f"hilt: error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,114 @@
+"""The firmware image of a board: its targets, the firmware top, and the UART pins.
+
+One function decides what a board carries (:func:`board_targets`), one assembles the
+board-independent :class:`~hilt.firmware.top.FirmwareTop` from it at a given divisor
+(:func:`firmware_top`, which the co-simulated board uses at a fast simulated line),
+and :class:`BoardFirmware` puts that top on the board's UART pins for a bitstream
+(:func:`hilt.firmware.build.build_board` takes :func:`board_firmware` as its factory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io, wiring
+
+from hilt.firmware.boards import BoardConfig
+from hilt.firmware.targets import MemoryTarget
+from hilt.firmware.top import RX_BUFFER_DEFAULT, FirmwareTop, capability_record
+from hilt.firmware.uart import MIN_DIVISOR
+from hilt.hdl.params import check_int
+
+DEFAULT_PARAMS: Mapping[str, int] = {"baud": 115200, "max_payload": 256, "memory_bytes": 1024}
+"""What a board build uses unless told otherwise."""
+
+MAX_BAUD_ERROR = 0.02
+"""The largest relative error between the asked baud rate and the one a divisor gives."""
+
+
+def firmware_params(params: Mapping[str, Any] | None) -> dict[str, int]:
+    """``params`` over :data:`DEFAULT_PARAMS`, refusing unknown names."""
+    merged = dict(DEFAULT_PARAMS)
+    for name, value in (params or {}).items():
+        if name not in DEFAULT_PARAMS:
+            raise ValueError(f"firmware parameter must be one of {', '.join(DEFAULT_PARAMS)}, "
+                             f"got {name!r}")
+        merged[name] = value
+    check_int("baud", merged["baud"], 1)
+    check_int("max_payload", merged["max_payload"], 1, 4096)
+    check_int("memory_bytes", merged["memory_bytes"], 1, 1 << 16)
+    return merged
+
+
+def board_targets(config: BoardConfig, params: Mapping[str, int]) -> list[wiring.Component]:
+    """The targets a board's firmware answers for, in id order."""
+    return [MemoryTarget(params["memory_bytes"])]
+
+
+def design_id(config: BoardConfig, params: Mapping[str, int]) -> str:
+    """A short digest of what the firmware is built from: its board and parameters."""
+    text = json.dumps({"board": config.name, "params": dict(params)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def firmware_capability(config: BoardConfig, params: Mapping[str, Any] | None,
+                        targets: list[wiring.Component], *, baud: int) -> bytes:
+    """The IDENTIFY record of the board's firmware, whose line runs at ``baud``."""
+    params = firmware_params(params)
+    return capability_record(targets, board=config.name, build=design_id(config, params),
+                             max_payload=params["max_payload"], baud=baud,
+                             rx_buffer=RX_BUFFER_DEFAULT)
+
+
+def firmware_top(config: BoardConfig, params: Mapping[str, Any] | None, *, divisor: int,
+                 clock_hz: float) -> FirmwareTop:
+    """The board's firmware at ``divisor`` clock cycles per bit of a ``clock_hz`` clock."""
+    params = firmware_params(params)
+    check_int("divisor", divisor, MIN_DIVISOR)
+    targets = board_targets(config, params)
+    capability = firmware_capability(config, params, targets, baud=round(clock_hz / divisor))
+    return FirmwareTop(targets, capability, divisor=divisor, max_payload=params["max_payload"],
+                       rx_buffer=RX_BUFFER_DEFAULT)
+
+
+def board_divisor(config: BoardConfig, baud: int) -> int:
+    """The divisor that gives ``baud`` from the board's clock, within :data:`MAX_BAUD_ERROR`."""
+    divisor = round(config.clock_hz / baud)
+    if divisor < MIN_DIVISOR:
+        raise ValueError(f"baud={baud} is too fast for {config.name}'s "
+                         f"{config.clock_hz / 1e6:g} MHz clock: at most "
+                         f"{int(config.clock_hz // MIN_DIVISOR)}")
+    error = abs(config.clock_hz / divisor - baud) / baud
+    if error > MAX_BAUD_ERROR:
+        raise ValueError(f"baud={baud} is {100 * error:.1f}% off the nearest rate "
+                         f"{config.clock_hz / divisor:.0f} that {config.name}'s clock gives; "
+                         f"pick one within {100 * MAX_BAUD_ERROR:g}%")
+    return divisor
+
+
+class BoardFirmware(Elaboratable):
+    """The firmware top wired to the board's UART pins."""
+
+    def __init__(self, config: BoardConfig, params: Mapping[str, Any] | None = None):
+        self.config = config
+        self.params = firmware_params(params)
+        divisor = board_divisor(config, self.params["baud"])
+        self.top = firmware_top(config, self.params, divisor=divisor, clock_hz=config.clock_hz)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        uart = platform.request(*self.config.uart, dir="-")
+        m.submodules.rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx = tx = io.Buffer("o", uart.tx)
+        m.submodules.firmware = self.top
+        m.d.comb += [self.top.rx.eq(rx.i), tx.o.eq(self.top.tx)]
+        return m
+
+
+def board_firmware(config: BoardConfig, params: Mapping[str, Any] | None) -> BoardFirmware:
+    """The factory :func:`~hilt.firmware.build.build_board` takes."""
+    return BoardFirmware(config, params)

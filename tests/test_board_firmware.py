@@ -1,0 +1,78 @@
+"""The real firmware built for both boards from the command line, and flashed by dry run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hilt.firmware.board_firmware import (
+    board_divisor,
+    board_targets,
+    firmware_capability,
+    firmware_params,
+)
+from hilt.firmware.boards import BOARDS
+from hilt.host.cli import main
+from hilt.host.protocol.codec import Capabilities
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Both boards built once through `hilt build`, with a private bitstream cache."""
+    root = tmp_path_factory.mktemp("boards")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HILT_CACHE", str(root / "cache"))
+    try:
+        for board in BOARDS:
+            assert main(["build", "--board", board, "--out", str(root / board)]) == 0
+    finally:
+        patch.undo()
+    return root
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_hilt_build_writes_a_bitstream_and_a_report_that_meets_timing(board, built):
+    config = BOARDS[board]
+    out = built / board
+    report = json.loads((out / "top.report.json").read_text())
+    assert report["board"] == board and report["timing_met"]
+    assert 0 < report["luts"] < report["luts_available"] / 2
+    assert report["brams"] >= 5  # receive FIFO, request and result buffers, ROM, encoder
+    assert (out / f"top{config.bitstream_suffix}").stat().st_size > 100_000
+    manifest = json.loads((out / "top.manifest.json").read_text())
+    assert manifest["board"] == board
+
+
+def test_hilt_flash_dry_run_prints_the_programmer_command(built, capsys):
+    bitstream = built / "icebreaker" / "top.bin"
+    assert main(["flash", "--board", "icebreaker", "--bitstream", str(bitstream),
+                 "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == f"would run: iceprog {bitstream}"
+    assert main(["flash", "--board", "ulx3s", "--bitstream", str(bitstream), "--dry-run"]) == 2
+    assert "the ulx3s takes ecp5 bitstreams" in capsys.readouterr().err
+
+
+def test_hilt_flash_without_a_bitstream_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["flash", "--board", "icebreaker", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run `hilt build --board icebreaker` first" in err
+
+
+def test_firmware_identifies_its_board_and_line():
+    config, params = BOARDS["ulx3s"], firmware_params({"max_payload": 64})
+    record = Capabilities.from_payload(
+        firmware_capability(config, params, board_targets(config, params), baud=25_000_000))
+    assert (record.board, record.max_payload, record.baud) == ("ulx3s", 64, 25_000_000)
+    assert [target["kind"] for target in record.targets] == ["memory"]
+
+
+def test_bad_firmware_parameters_are_named():
+    with pytest.raises(ValueError, match="firmware parameter must be one of baud, "):
+        firmware_params({"bauds": 9600})
+    with pytest.raises(ValueError, match=r"baud=5000000 is too fast for icebreaker's 12 MHz"):
+        board_divisor(BOARDS["icebreaker"], 5_000_000)
+    with pytest.raises(ValueError, match=r"baud=900000 is 2\.6% off the nearest rate 923077"):
+        board_divisor(BOARDS["icebreaker"], 900_000)
+    assert board_divisor(BOARDS["icebreaker"], 115200) == 104
