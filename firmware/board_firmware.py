@@ -18,13 +18,19 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io, wiring
 
 from hilt.firmware.boards import BoardConfig
+from hilt.firmware.synapse_target import SynapseCrossbarTarget
 from hilt.firmware.targets import MemoryTarget
 from hilt.firmware.top import RX_BUFFER_DEFAULT, FirmwareTop, capability_record
 from hilt.firmware.uart import MIN_DIVISOR
 from hilt.hdl.params import check_int
+from hilt.quant.synapse_device import SoftBoundsDevice
+from hilt.quant.synapse_golden import step_tables_from_device
 
 DEFAULT_PARAMS: Mapping[str, int] = {"baud": 115200, "max_payload": 256, "memory_bytes": 1024}
 """What a board build uses unless told otherwise."""
+
+SYNAPSE_DW_MIN = 0.2
+"""Step of the firmware crossbar's soft-bounds cells at the far bound, in units of the range."""
 
 MAX_BAUD_ERROR = 0.02
 """The largest relative error between the asked baud rate and the one a divisor gives."""
@@ -45,8 +51,15 @@ def firmware_params(params: Mapping[str, Any] | None) -> dict[str, int]:
 
 
 def board_targets(config: BoardConfig, params: Mapping[str, int]) -> list[wiring.Component]:
-    """The targets a board's firmware answers for, in id order."""
-    return [MemoryTarget(params["memory_bytes"])]
+    """The targets a board's firmware answers for, in id order.
+
+    0 is a byte memory (a link check that needs no PE); 1 is the synapse crossbar at the
+    board's size, its cells following a soft-bounds device quantised to its state bits.
+    """
+    synapse = config.pe_params("synapse")
+    tables = step_tables_from_device(SoftBoundsDevice(dw_min=SYNAPSE_DW_MIN),
+                                     synapse.pop("state_bits"))
+    return [MemoryTarget(params["memory_bytes"]), SynapseCrossbarTarget(tables=tables, **synapse)]
 
 
 def design_id(config: BoardConfig, params: Mapping[str, int]) -> str:

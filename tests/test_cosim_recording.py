@@ -48,7 +48,7 @@ def test_the_recorded_session_replays_with_the_firmware_answers():
         result = run_session(device)
     memory = bytearray(1024)
     memory[100:100 + len(DATA)] = DATA
-    assert (result["board"], result["targets"]) == ("icebreaker", ["memory"])
+    assert (result["board"], result["targets"]) == ("icebreaker", ["memory", "synapse_crossbar"])
     assert result["read"] == DATA
     assert result["outputs"] == [expected_forward(memory, x) for x in result["inputs"]]
     assert result["pulsed"] == bytes([DATA[0] + 1, DATA[1] + 1])
