@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
-from amaranth.sim import Simulator
 from cobs import cobs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,13 +25,13 @@ from hilt.firmware.dispatcher import Dispatcher, RequestReceiver
 from hilt.firmware.targets import TARGET_COMMANDS, MemoryTarget, Op, TargetSignature
 from hilt.firmware.top import FrameDevice, capability_record
 from hilt.host.protocol import codec, reference, spec
+from hilt.sim.frame_exchange import exchange
 from hilt.sim.testbenches.firmware_fuzz import COMMAND_WEIGHTS, compare_responses, fuzz_stream
 
 Command = spec.Command
 Status = spec.Status
 MAX_PAYLOAD = 24
 BOARD, BUILD = "sim-board", "0123abcd"
-QUIET_CYCLES = 200
 
 
 class Doubler(wiring.Component):
@@ -136,46 +135,6 @@ def frame_device(max_payload: int = MAX_PAYLOAD) -> FrameDevice:
     record = capability_record(targets, board=BOARD, build=BUILD, max_payload=max_payload,
                                baud=spec.DEFAULT_BAUD)
     return FrameDevice(targets, record, max_payload=max_payload)
-
-
-def exchange(dut: FrameDevice, line: bytes, answer_size: int, *, seed: int = 0,
-             valid_prob: float = 0.8, ready_prob: float = 0.8) -> bytes:
-    """Feed ``line`` to ``dut`` and take ``answer_size`` bytes back, then check quiet."""
-    rng = random.Random(seed)
-    got: list[int] = []
-    fed: list[bool] = []
-    budget = 60 * (len(line) + answer_size) + 5000
-
-    async def drive(ctx):
-        for byte in line:
-            while rng.random() >= valid_prob:
-                ctx.set(dut.rx.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.rx.payload, byte)
-            ctx.set(dut.rx.valid, 1)
-            await ctx.tick().until(dut.rx.ready)
-        ctx.set(dut.rx.valid, 0)
-        fed.append(True)
-
-    async def collect(ctx):
-        cycles = quiet = 0
-        # Until every expected byte came and the device stayed quiet after the last input;
-        # a device that hangs, or answers too much, stops the loop on the budget.
-        while (len(got) < answer_size or quiet < QUIET_CYCLES) and cycles < budget:
-            ctx.set(dut.tx.ready, int(len(got) >= answer_size or rng.random() < ready_prob))
-            _, _, valid, ready, byte = await ctx.tick().sample(dut.tx.valid, dut.tx.ready,
-                                                               dut.tx.payload)
-            if valid and ready:
-                got.append(byte)
-            quiet = quiet + 1 if fed and len(got) >= answer_size else 0
-            cycles += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(drive, background=True)
-    sim.add_testbench(collect)
-    sim.run()
-    return bytes(got)
 
 
 def check_against_reference(line: bytes, expected: bytes, **probs) -> None:

@@ -16,7 +16,6 @@ import struct
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hilt.firmware.synapse_target import SynapseCrossbarTarget as GatewareTarget
 from hilt.firmware.top import FrameDevice, capability_record
@@ -24,6 +23,7 @@ from hilt.host.protocol import codec, reference, spec
 from hilt.host.protocol.synapse_layout import Slot, SynapseLayout
 from hilt.host.synapse_target import SynapseCrossbarTarget
 from hilt.quant.synapse_golden import StepTables, SynapseCrossbarModel
+from hilt.sim.frame_exchange import exchange
 from hilt.sim.testbenches.firmware_fuzz import compare_responses
 
 Command = spec.Command
@@ -143,44 +143,6 @@ def request_stream(rng: random.Random, config: dict, frames: int) -> tuple[bytes
 
 # --- the gateware in the simulator ----------------------------------------------------
 
-def exchange(dut: FrameDevice, line: bytes, answer_size: int, seed: int) -> bytes:
-    """Feed ``line`` with random gaps, take ``answer_size`` bytes under random
-    back-pressure, then 100 quiet cycles."""
-    rng = random.Random(seed)
-    got: list[int] = []
-    fed: list[bool] = []
-    budget = 400 * (len(line) + answer_size) + 5000
-
-    async def drive(ctx):
-        for byte in line:
-            while rng.random() >= 0.85:
-                ctx.set(dut.rx.valid, 0)
-                await ctx.tick()
-            ctx.set(dut.rx.payload, byte)
-            ctx.set(dut.rx.valid, 1)
-            await ctx.tick().until(dut.rx.ready)
-        ctx.set(dut.rx.valid, 0)
-        fed.append(True)
-
-    async def collect(ctx):
-        cycles = quiet = 0
-        while (len(got) < answer_size or quiet < 100) and cycles < budget:
-            ctx.set(dut.tx.ready, int(len(got) >= answer_size or rng.random() < 0.7))
-            _, _, valid, ready, byte = await ctx.tick().sample(dut.tx.valid, dut.tx.ready,
-                                                               dut.tx.payload)
-            if valid and ready:
-                got.append(byte)
-            quiet = quiet + 1 if fed and len(got) >= answer_size else 0
-            cycles += 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(drive, background=True)
-    sim.add_testbench(collect)
-    sim.run()
-    return bytes(got)
-
-
 def frame_device(config: dict) -> FrameDevice:
     targets = [gateware_of(config)]
     record = capability_record(targets, board=BOARD, build=BUILD, max_payload=MAX_PAYLOAD,
@@ -199,7 +161,8 @@ def test_gateware_matches_reference_device(name, seed):
               (Command.PULSE, Status.OK), (Command.PULSE, Status.BAD_PAYLOAD),
               (Command.RESET, Status.OK)}
     assert wanted <= seen, sorted(wanted - seen)
-    got = exchange(frame_device(config), line, len(expected), seed)
+    got = exchange(frame_device(config), line, len(expected), seed=seed, valid_prob=0.85,
+                   ready_prob=0.7, quiet_cycles=100, cycles_per_byte=400)
     assert (message := compare_responses(got, expected)) is None, message
 
 

@@ -56,6 +56,7 @@ import socket
 import termios
 import time
 import tty
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ class TxDecoder:
         return frames
 
 
-class _Client:
+class _Client(ABC):
     """One attached client: a file descriptor, its unsent output and how to move bytes."""
 
     def __init__(self, name: str, fd: int) -> None:
@@ -151,11 +152,13 @@ class _Client:
         self.fd = fd
         self.output = bytearray()
 
+    @abstractmethod
     def _read(self, size: int) -> bytes:
-        raise NotImplementedError
+        """Up to ``size`` bytes from the file descriptor, raising as the OS does."""
 
+    @abstractmethod
     def _write(self, data: bytes) -> int:
-        raise NotImplementedError
+        """Write what the descriptor takes now; how many bytes it took."""
 
     def read(self, size: int) -> bytes | None:
         """Up to ``size`` bytes without blocking; None once the client has gone."""
