@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from amaranth.hdl import Fragment
 
-from hilt.firmware.board_firmware import (
-    board_divisor,
-    board_targets,
-    firmware_capability,
-    firmware_params,
-)
+from hilt.firmware.board_firmware import board_divisor, firmware_params, firmware_top
 from hilt.firmware.boards import BOARDS
 from hilt.host.cli import main
 from hilt.host.protocol.codec import Capabilities
@@ -61,9 +57,9 @@ def test_hilt_flash_without_a_bitstream_says_how_to_get_one(tmp_path, monkeypatc
 
 
 def test_firmware_identifies_its_board_and_line():
-    config, params = BOARDS["ulx3s"], firmware_params({"max_payload": 64})
-    record = Capabilities.from_payload(
-        firmware_capability(config, params, board_targets(config, params), baud=25_000_000))
+    top = firmware_top(BOARDS["ulx3s"], {"max_payload": 64}, divisor=4, clock_hz=100e6)
+    record = Capabilities.from_payload(top.device.dispatcher.capability)
+    Fragment.get(top, None)  # it elaborates
     assert (record.board, record.max_payload, record.baud) == ("ulx3s", 64, 25_000_000)
     assert [target["kind"] for target in record.targets] == ["memory", "synapse_crossbar"]
     assert record.targets[1]["params"]["rows"] == 16
