@@ -168,17 +168,18 @@ class SynapseDevice(ABC):
 
         This is what a controller that knows only the data sheet expects to happen.
         """
-        G = self._check_state(G)
-        n = self._check_pulses(pulses, G)
-        return self._up(G, n, torch.full_like(G, 1 + self.up_down)).clamp(self.w_min, self.w_max)
+        return self._nominal(G, pulses, up=True)
 
     def nominal_depress(self, G: torch.Tensor, pulses: int | torch.Tensor) -> torch.Tensor:
         """:meth:`depress` of the nominal cell: no spread, no noise (``up_down`` kept)."""
+        return self._nominal(G, pulses, up=False)
+
+    def _nominal(self, G: torch.Tensor, pulses: int | torch.Tensor, *, up: bool) -> torch.Tensor:
         G = self._check_state(G)
         n = self._check_pulses(pulses, G)
-        return self._down(G, n, torch.full_like(G, 1 - self.up_down)).clamp(
-            self.w_min, self.w_max
-        )
+        scale = torch.full_like(G, 1 + self.up_down if up else 1 - self.up_down)
+        moved = self._up(G, n, scale) if up else self._down(G, n, scale)
+        return moved.clamp(self.w_min, self.w_max)
 
     def pulses_to_reach(self, delta: torch.Tensor, *, max_pulses: int = 1 << 20) -> torch.Tensor:
         """Nominal potentiation pulses from Gmin that land nearest Gmin + ``delta``.
