@@ -79,6 +79,8 @@ class CosimBoard:
         The pseudo-terminal's path (``/dev/pts/N``), None if it was not asked for.
     sim : str
         The simulator.
+    bit_ns : int
+        Simulated nanoseconds per bit on the line.
     pid : int
         The background process; the simulator is its child, in the same process group.
     run_dir : Path
@@ -87,8 +89,10 @@ class CosimBoard:
     """
 
     def __init__(self, *, sim: str, process: subprocess.Popen, run_dir: Path, keep: bool,
-                 ready_path: Path, stop_path: Path, results_path: Path) -> None:
+                 ready_path: Path, stop_path: Path, reset_path: Path,
+                 results_path: Path, bit_ns: int) -> None:
         self.sim = sim
+        self.bit_ns = bit_ns
         self.pid = process.pid
         self.run_dir = run_dir
         self.url = ""
@@ -98,6 +102,7 @@ class CosimBoard:
         self._keep = keep
         self._ready_path = ready_path
         self._stop_path = stop_path
+        self._reset_path = reset_path
         self._results_path = results_path
         self._results: dict[str, Any] | None = None
 
@@ -124,13 +129,28 @@ class CosimBoard:
         """Whether the simulator's process is still running."""
         return self._process.poll() is None
 
+    def reset(self) -> None:
+        """Press the board's reset button: the design's registers are cleared within about
+        50 ms of wall time, its memories keep their contents, and a host's session with it
+        ends (the firmware answers NOT_SYNCED until the next SYNC).
+
+        Raises
+        ------
+        SimulationFailed
+            The simulator is not running.
+        """
+        if not self.running:
+            raise self._failure("is not running, so it cannot be reset")
+        self._reset_path.touch()
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> dict[str, Any]:
         """Stop the simulation cleanly and return the bridge's results.
 
         The results: ``bytes_to_design``, ``bytes_from_design``, ``bytes_dropped`` (sent by
         the design with no client attached), ``tx_framing_errors``, ``clients``,
-        ``clients_refused``, ``sim_time_ns``, ``cycles``, ``wall_seconds``. Calling it
-        again returns the same results.
+        ``clients_refused``, ``resets``, ``sim_time_ns``, ``cycles``, ``wall_seconds``, and
+        with ``timeline`` asked of :func:`start_cosim` the ``timeline`` of every byte each
+        way (see :meth:`bit_times`). Calling it again returns the same results.
 
         Raises
         ------
@@ -149,6 +169,24 @@ class CosimBoard:
             self._kill()
             raise
         return self._finish()
+
+    def bit_times(self, sent_from: int, received_to: int) -> float:
+        """Line bit times from the start bit of byte ``sent_from`` to the board (0 the
+        first of the run) to the stop bit of byte ``received_to - 1`` from it.
+
+        Payload bits over this span is how full a stretch of traffic kept the line, in
+        the board's own time, whatever the simulator's speed. Only after :meth:`stop`, on
+        a board started with ``timeline=True``.
+        """
+        timeline = (self._results or {}).get("timeline")
+        if timeline is None:
+            raise ValueError("bit_times needs a board started with timeline=True and stopped")
+        sent, received = timeline["to_design_ns"], timeline["from_design_ns"]
+        if not 0 <= sent_from < len(sent):
+            raise ValueError(f"sent_from must be in 0..{len(sent) - 1}, got {sent_from}")
+        if not 1 <= received_to <= len(received):
+            raise ValueError(f"received_to must be in 1..{len(received)}, got {received_to}")
+        return (received[received_to - 1] - sent[sent_from]) / self.bit_ns
 
     def wait(self) -> dict[str, Any]:
         """Block until the simulation ends (someone else stopped it); its results.
@@ -232,7 +270,7 @@ def _check_uart_pins(component: wiring.Component) -> None:
 def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor: int,
                 port: int = 0, pty: bool = True, clock_ns: int = 10,
                 cache_dir: Path | None = None, run_dir: Path | None = None,
-                ready_timeout: float = 60.0) -> CosimBoard:
+                ready_timeout: float = 60.0, timeline: bool = False) -> CosimBoard:
     """Build ``component`` and serve its UART on a TCP port and a pty, in the background.
 
     Parameters
@@ -257,6 +295,8 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
         after a clean stop.
     ready_timeout : float
         Seconds the simulator may take, once built, to start listening.
+    timeline : bool
+        Record the simulated time of every byte each way, for :meth:`CosimBoard.bit_times`.
 
     Raises
     ------
@@ -284,10 +324,11 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     else:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         work, keep = Path(tempfile.mkdtemp(prefix=f"cosim-{sim}-", dir=run_dir)), True
-    paths = {name: work / name for name in ("ready.json", "stop", "results.json")}
+    paths = {name: work / name for name in ("ready.json", "stop", "reset", "results.json")}
     params = {
         "divisor": divisor, "clock_ns": clock_ns, "port": port, "pty": pty,
         "ready_path": str(paths["ready.json"]), "stop_path": str(paths["stop"]),
+        "reset_path": str(paths["reset"]), "timeline": bool(timeline),
         "results_path": str(paths["results.json"]),
         "poll_cycles": POLL_BYTES * 10 * divisor, "idle_after_cycles": IDLE_AFTER_CYCLES,
         "idle_cycles": IDLE_CYCLES, "idle_wait_s": IDLE_WAIT_S,
@@ -305,7 +346,8 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
             start_new_session=True)
     board = CosimBoard(sim=sim, process=process, run_dir=work, keep=keep,
                        ready_path=paths["ready.json"], stop_path=paths["stop"],
-                       results_path=paths["results.json"])
+                       reset_path=paths["reset"], results_path=paths["results.json"],
+                       bit_ns=divisor * clock_ns)
     try:
         board._wait_ready(ready_timeout)
     except BaseException:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import socket
 import subprocess
@@ -285,3 +286,61 @@ def test_device_session_with_cosimulated_firmware(sim):
     results = board.stop()
     assert results["tx_framing_errors"] == 0
     assert results["bytes_to_design"] == device.stats.bytes_sent
+
+
+def read_until(fd: int, wanted: bytes, timeout: float) -> bytes:
+    """What a terminal shows until ``wanted`` appears, or ``timeout`` seconds pass."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                seen += os.read(fd, 1024)
+            except OSError:
+                break
+    return seen
+
+
+def test_miniterm_talks_to_the_board_through_its_pty():
+    """pyserial's miniterm, a user's terminal on a pty of its own, opens the board's pty:
+    what is typed reaches the design and its answer is shown."""
+    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR) as board:
+        terminal, user = os.openpty()
+        miniterm = subprocess.Popen(
+            [sys.executable, "-m", "serial.tools.miniterm", "--raw", "--quiet", board.pty,
+             "115200"], stdin=user, stdout=user, stderr=user, start_new_session=True)
+        os.close(user)
+        try:
+            time.sleep(1.0)  # miniterm opens the port, then starts reading the console
+            os.write(terminal, b"hilt")
+            shown = read_until(terminal, b"ijmu", timeout=30)
+            os.write(terminal, b"\x1d")  # Ctrl-], miniterm's exit key
+            assert miniterm.wait(timeout=10) == 0
+        finally:
+            if miniterm.poll() is None:
+                miniterm.kill()
+            os.close(terminal)
+        results = board.stop()
+    assert b"ijmu" in shown
+    assert results["bytes_to_design"] == 4 and results["bytes_from_design"] == 4
+
+
+def test_the_timeline_measures_the_line_in_bit_times():
+    """Bytes sent back to back keep the line full: an echo of N bytes spans 10 N bit
+    times plus the one byte the echo lags behind."""
+    data = random_bytes(200, seed=3)
+    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, pty=False,
+                     timeline=True) as board:
+        with pytest.raises(ValueError, match="timeline=True and stopped"):
+            board.bit_times(0, 1)
+        with serial.serial_for_url(board.url, timeout=30) as port:
+            assert echo(port, data) == plus_one(data)
+        results = board.stop()
+    timeline = results["timeline"]
+    assert len(timeline["to_design_ns"]) == len(timeline["from_design_ns"]) == len(data)
+    span = board.bit_times(0, len(data))
+    assert 10 * len(data) + 10 <= span <= 10 * len(data) + 12
+    assert board.bit_times(len(data) - 1, len(data)) == pytest.approx(span - 10 * (len(data) - 1))
+    with pytest.raises(ValueError, match=r"received_to must be in 1\.\.200, got 0"):
+        board.bit_times(0, 0)

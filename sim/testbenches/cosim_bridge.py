@@ -30,19 +30,27 @@ in the simulator's C++ (cocotb's GPI clock).
 
 It stops when the file ``stop_path`` exists or when the process that started the simulator
 exits (its parent process id changes), then closes the sockets and writes its results.
+When the file ``reset_path`` appears it is removed and ``rst`` is held high for
+:data:`RESET_CYCLES` clock cycles: the board's reset button, which clears the design's
+registers (its session among them) while its memories keep what they held.
+
+With ``timeline`` set the results also carry the simulated time of every byte's start
+bit on ``rx`` and of every byte's stop bit end on ``tx``, from which a caller measures
+how full the line was over a stretch of traffic.
 
 Run through :mod:`hilt.sim.cosim`. Parameters (JSON)::
 
     {"divisor": int, "clock_ns": int, "port": int (0: any free port), "pty": bool,
-     "ready_path": str, "stop_path": str,
+     "ready_path": str, "stop_path": str, "reset_path": str, "timeline": bool,
      "poll_cycles": int, "idle_after_cycles": int, "idle_cycles": int, "idle_wait_s": float}
 
 Once listening it writes ``ready_path`` (renamed into place): ``{"port": int, "pty": str |
 None}``. Results::
 
     {"bytes_to_design": int, "bytes_from_design": int, "bytes_dropped": int,
-     "tx_framing_errors": int, "clients": int, "clients_refused": int,
-     "sim_time_ns": float, "cycles": int, "wall_seconds": float}
+     "tx_framing_errors": int, "clients": int, "clients_refused": int, "resets": int,
+     "sim_time_ns": float, "cycles": int, "wall_seconds": float
+     [, "timeline": {"to_design_ns": [float], "from_design_ns": [float]}]}
 """
 
 from __future__ import annotations
@@ -83,6 +91,8 @@ IDLE_WAIT_MIN_S = 0.001
 STOP_CHECK_S = 0.05
 """Wall time between checks of the stop file and of the parent process."""
 READ_CHUNK = 4096
+RESET_CYCLES = 4
+"""Clock cycles ``rst`` is held high for a reset asked through ``reset_path``."""
 
 
 
@@ -113,6 +123,8 @@ class TxDecoder:
         self.bit_ns = bit_ns
         self.edges: list[tuple[float, int]] = []
         """Edges (time, new level) not yet consumed, the first the open frame's start."""
+        self.ends_ns: list[float] = []
+        """When the stop bit of each frame the last :meth:`decode` returned ended."""
 
     def edge(self, time_ns: float, level: int) -> None:
         """Record an edge; while no frame is open only a falling one, which opens one."""
@@ -122,6 +134,7 @@ class TxDecoder:
     def decode(self, now_ns: float) -> list[int | None]:
         """The frames complete by ``now_ns``: a byte, or None for a framing error."""
         frames: list[int | None] = []
+        self.ends_ns = []
         edges = self.edges
         while edges:
             start = edges[0][0]
@@ -138,6 +151,7 @@ class TxDecoder:
             else:
                 frames.append(sum(level << i for i, level in enumerate(levels[1:9]))
                               if levels[9] else None)
+                self.ends_ns.append(start + FRAME_BITS * self.bit_ns)
                 del edges[:index + 1]
             while edges and edges[0][1] == 1:
                 del edges[:1]
@@ -228,6 +242,9 @@ class Bridge:
         self.idle_wait_max_s = float(params["idle_wait_s"])
         self.idle_wait_s = IDLE_WAIT_MIN_S
         self.stop_path = Path(params["stop_path"])
+        self.reset_path = Path(params["reset_path"])
+        self.timeline: dict[str, list[float]] | None = (
+            {"to_design_ns": [], "from_design_ns": []} if params["timeline"] else None)
         bit_ns = self.divisor * self.clock_ns
         self.busy_step = Timer(params["poll_cycles"] * self.clock_ns, unit="ns")
         self.idle_step = Timer(params["idle_cycles"] * self.clock_ns, unit="ns")
@@ -262,8 +279,10 @@ class Bridge:
         self.last_activity_ns = 0.0
         self.parent = os.getppid()
         self.next_stop_check = 0.0
+        self.reset_asked = False
         self.counts = {"bytes_to_design": 0, "bytes_from_design": 0, "bytes_dropped": 0,
-                       "tx_framing_errors": 0, "clients": 0, "clients_refused": 0}
+                       "tx_framing_errors": 0, "clients": 0, "clients_refused": 0,
+                       "resets": 0}
 
     # -- the pins ---------------------------------------------------------------------------
 
@@ -281,6 +300,8 @@ class Bridge:
             chunk = bytes(self.to_design)
             self.to_design.clear()
             for byte in chunk:
+                if self.timeline is not None:
+                    self.timeline["to_design_ns"].append(get_sim_time("ns"))
                 for level, bits in self.frames[byte]:
                     rx.value = level
                     await self.run_timers[bits]
@@ -302,13 +323,15 @@ class Bridge:
         frames = self.tx_decoder.decode(now_ns)
         if not frames:
             return
-        for byte in frames:
+        for byte, end_ns in zip(frames, self.tx_decoder.ends_ns, strict=True):
             if byte is None:
                 self.counts["tx_framing_errors"] += 1
                 logger.warning("the design sent a frame with a low stop bit")
             else:
                 self.from_design.append(byte)
                 self.counts["bytes_from_design"] += 1
+                if self.timeline is not None:
+                    self.timeline["from_design_ns"].append(end_ns)
         self.last_activity_ns = now_ns
 
     # -- the sockets ------------------------------------------------------------------------
@@ -408,11 +431,15 @@ class Bridge:
                     self._detach_pty()
 
     def stop_requested(self) -> bool:
-        """The stop file exists or the parent process is gone (checked every 50 ms)."""
+        """The stop file exists or the parent process is gone (checked every 50 ms).
+
+        Between the checks it also notices a reset request (see :meth:`reset_if_asked`).
+        """
         now = time.monotonic()
         if now < self.next_stop_check:
             return False
         self.next_stop_check = now + STOP_CHECK_S
+        self.reset_asked = self.reset_asked or self.reset_path.exists()
         if self.stop_path.exists():
             logger.info("stop file %s found", self.stop_path)
             return True
@@ -420,6 +447,21 @@ class Bridge:
             logger.info("the process that started the simulator has gone")
             return True
         return False
+
+    async def reset_if_asked(self) -> None:
+        """Press the board's reset button if the reset file appeared, then remove the file."""
+        if not self.reset_asked:
+            return
+        self.reset_asked = False
+        with contextlib.suppress(FileNotFoundError):
+            self.reset_path.unlink()
+        logger.info("reset asked: rst high for %d cycles", RESET_CYCLES)
+        await self.dut.clk.falling_edge
+        self.dut.rst.value = 1
+        await Timer(RESET_CYCLES * self.clock_ns, unit="ns")
+        self.dut.rst.value = 0
+        self.counts["resets"] += 1
+        self.last_activity_ns = get_sim_time("ns")
 
     def close(self) -> None:
         """Close the listener, the TCP client and the pty (its slave path disappears)."""
@@ -452,6 +494,7 @@ class Bridge:
         logger.info("listening on socket://127.0.0.1:%d%s", self.port,
                     f" and {self.pty_path}" if self.pty_path else "")
         while not self.stop_requested():
+            await self.reset_if_asked()
             if self.busy():
                 self.idle_wait_s = IDLE_WAIT_MIN_S
                 await self.busy_step
@@ -477,8 +520,10 @@ async def bridge(dut):
     finally:
         bridge.close()
     sim_time_ns = get_sim_time("ns")
+    timeline = {} if bridge.timeline is None else {"timeline": bridge.timeline}
     write_testbench_results(params, {
         **bridge.counts,
+        **timeline,
         "sim_time_ns": sim_time_ns,
         "cycles": int(sim_time_ns // bridge.clock_ns),
         "wall_seconds": time.monotonic() - started,
