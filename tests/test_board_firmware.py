@@ -12,27 +12,33 @@ from hilt.firmware.boards import BOARDS
 from hilt.host.cli import main
 from hilt.host.protocol.codec import Capabilities
 
+BUILDS = {"icebreaker": ("icebreaker", "synapse"), "ulx3s": ("ulx3s", "synapse"),
+          "icebreaker-shift": ("icebreaker", "shift"),
+          "icebreaker-binary": ("icebreaker", "binary")}
+"""Each board with its default element, and the smaller board with each other element."""
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """Both boards built once through `hilt build`, with a private bitstream cache."""
+    """The builds through `hilt build`, once each, with a private bitstream cache."""
     root = tmp_path_factory.mktemp("boards")
     patch = pytest.MonkeyPatch()
     patch.setenv("HILT_CACHE", str(root / "cache"))
     try:
-        for board in BOARDS:
-            assert main(["build", "--board", board, "--out", str(root / board)]) == 0
+        for name, (board, pe) in BUILDS.items():
+            assert main(["build", "--board", board, "--pe", pe, "--out", str(root / name)]) == 0
     finally:
         patch.undo()
     return root
 
 
-@pytest.mark.parametrize("board", sorted(BOARDS))
-def test_hilt_build_writes_a_bitstream_and_a_report_that_meets_timing(board, built):
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_hilt_build_writes_a_bitstream_and_a_report_that_meets_timing(name, built):
+    board, pe = BUILDS[name]
     config = BOARDS[board]
-    out = built / board
+    out = built / name
     report = json.loads((out / "top.report.json").read_text())
-    assert report["board"] == board and report["timing_met"]
+    assert report["board"] == board and report["params"]["pe"] == pe and report["timing_met"]
     assert 0 < report["luts"] < report["luts_available"]
     assert report["brams"] >= 5  # receive FIFO, request and result buffers, ROM, encoder
     assert (out / f"top{config.bitstream_suffix}").stat().st_size > 100_000
@@ -68,6 +74,8 @@ def test_firmware_identifies_its_board_and_line():
 def test_bad_firmware_parameters_are_named():
     with pytest.raises(ValueError, match="firmware parameter must be one of baud, "):
         firmware_params({"bauds": 9600})
+    with pytest.raises(ValueError, match=r"pe must be one of synapse, shift, binary, got 'conv'"):
+        firmware_params({"pe": "conv"})
     with pytest.raises(ValueError, match=r"baud=5000000 is too fast for icebreaker's 12 MHz"):
         board_divisor(BOARDS["icebreaker"], 5_000_000)
     with pytest.raises(ValueError, match=r"baud=900000 is 2\.6% off the nearest rate 923077"):

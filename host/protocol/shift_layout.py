@@ -220,7 +220,8 @@ class ShiftArrayLayout:
 def describe_shift_array(layout: ShiftArrayLayout) -> dict[str, Any]:
     """The capability entry (without the id) that both faces of the target give.
 
-    It lists what the target supports: WRITE by beat and FORWARD; no READ, no PULSE.
+    It lists what the target supports: WRITE by beat and FORWARD; no READ (``None``),
+    no PULSE.
     """
     return {
         "kind": "shift_array",
@@ -228,6 +229,7 @@ def describe_shift_array(layout: ShiftArrayLayout) -> dict[str, Any]:
                    "exp_bits": layout.exp_bits, "depth": layout.depth,
                    "acc_width": layout.acc_width},
         "write": {"unit": "beat", "size": layout.beats, "bytes": layout.beat_bytes},
+        "read": None,
         "forward": {"in_bytes": layout.depth, "out_bytes": layout.out_bytes,
                     "value_bytes": layout.y_bytes},
     }
