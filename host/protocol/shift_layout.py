@@ -41,22 +41,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from hilt.quant.pow2_format import PowerOfTwoFormat
+from hilt.quant.synapse_tables import check_int
 
 MAX_TARGET_ACT_WIDTH = 8
 """Widest activation (``act_width``) one FORWARD input byte carries."""
 
 MAX_BEATS = 0x10000
 """Most beats a WRITE's u16 address can reach."""
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
-    """Refuse a parameter that is not an int in ``low..high``, naming it and its value."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
-        accepted = f"{low}..{high}" if high is not None else f"at least {low}"
-        raise ValueError(f"{name} must be {accepted}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -77,16 +68,16 @@ class ShiftArrayLayout:
     acc_width: int
 
     def __post_init__(self) -> None:
-        _check_int("lanes", self.lanes, 1)
-        _check_int("pes", self.pes, 1)
-        _check_int("act_width", self.act_width, 2, MAX_TARGET_ACT_WIDTH)
+        check_int("lanes", self.lanes, 1)
+        check_int("pes", self.pes, 1)
+        check_int("act_width", self.act_width, 2, MAX_TARGET_ACT_WIDTH)
         fmt = self.fmt
-        _check_int("depth", self.depth, 1)
+        check_int("depth", self.depth, 1)
         if self.beats > MAX_BEATS:
             raise ValueError(f"depth={self.depth} with lanes={self.lanes} is {self.beats} "
                              f"beats; a WRITE address reaches at most {MAX_BEATS}")
         needed = fmt.accumulator_width(self.act_width, self.depth)
-        if _check_int("acc_width", self.acc_width, 1) < needed:
+        if check_int("acc_width", self.acc_width, 1) < needed:
             raise ValueError(f"acc_width={self.acc_width} is too small: a sum of "
                              f"depth={self.depth} terms of {self.act_width}-bit activations "
                              f"and weights up to 2^{fmt.max_exp} needs at least {needed} bits")
@@ -98,8 +89,8 @@ class ShiftArrayLayout:
         array's does, to the narrowest that no sum can overflow."""
         if acc_width is None:
             fmt = PowerOfTwoFormat(exp_bits)
-            act = _check_int("act_width", act_width, 2, MAX_TARGET_ACT_WIDTH)
-            acc_width = fmt.accumulator_width(act, _check_int("depth", depth, 1))
+            act = check_int("act_width", act_width, 2, MAX_TARGET_ACT_WIDTH)
+            acc_width = fmt.accumulator_width(act, check_int("depth", depth, 1))
         return cls(lanes, pes, act_width, exp_bits, depth, acc_width)
 
     @property
