@@ -5,7 +5,8 @@ gateware's frame codec and dispatcher must: session state (``synced``, ``expecte
 the duplicate window, the error frames and the capability record. WRITE, READ, FORWARD,
 PULSE and RESET go to :class:`Target` objects. :class:`MemoryTarget` is a small one for
 tests that counts every write and pulse it applies, so exactly-once can be checked.
-:func:`serve_tcp` puts a device behind ``socket://127.0.0.1:PORT`` in background threads.
+:func:`serve_tcp` puts a device behind ``socket://127.0.0.1:PORT`` in background threads;
+:class:`InProcessPort` wires one straight to a host in the same process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import queue
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -296,6 +298,38 @@ class ReferenceDevice:
             raise TargetError(spec.Status.BAD_PAYLOAD,
                               f"FORWARD result of {len(result)} bytes exceeds max_payload")
         return result
+
+
+class InProcessPort:
+    """A serial-like port wired straight to a :class:`ReferenceDevice` in this process.
+
+    What the host writes is answered at once; a read with nothing to give waits
+    ``timeout`` seconds, as a silent board would. It lets a
+    :class:`~hilt.host.transport.Device` drive a golden model with no socket or thread,
+    through exactly the frames it would send a board.
+    """
+
+    def __init__(self, device: ReferenceDevice) -> None:
+        self.device = device
+        self.name = f"in-process {device.capabilities.board}"
+        self.timeout: float | None = None
+        self._answers = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._answers += self.device.receive(bytes(data))
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        if not self._answers:
+            if self.timeout:
+                time.sleep(self.timeout)
+            return b""
+        data = bytes(self._answers[:size])
+        del self._answers[:size]
+        return data
+
+    def close(self) -> None:
+        self._answers.clear()
 
 
 class ReferenceServer:

@@ -1,0 +1,125 @@
+"""Backends by URL, as the command line and Python name them.
+
+==================================  ===================================================
+``golden:BOARD[?pe=KIND]``          the board's golden twin, in-process (fast, exact)
+``cosim:BOARD[?pe=KIND&sim=SIM]``   the board's firmware co-simulated, started for you
+``cosim:socket://HOST:PORT``        a co-simulated board already running (``hilt cosim``)
+``serial:///dev/ttyUSB1``           a real board (any pyserial URL after ``serial:``,
+                                    e.g. ``serial:socket://host:port``, ``serial:COM3``)
+==================================  ===================================================
+
+``BOARD`` is a board name (``icebreaker``, ``ulx3s``) and ``KIND`` the processing element
+its firmware carries (``synapse``, ``shift``, ``binary``). ``timeout``, ``window`` and
+``retries`` set the link (see :class:`~hilt.host.transport.Device`); ``target`` picks a
+target id where a board has several elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from hilt.host.backends.base import Backend, BackendError
+from hilt.host.backends.board import BoardBackend
+from hilt.host.protocol import reference
+from hilt.host.protocol.codec import Capabilities
+from hilt.host.reference_board import reference_board
+from hilt.host.transport import Device, LinkError
+
+SCHEMES = ("golden", "cosim", "serial")
+LINK_OPTIONS = {"timeout": float, "window": int, "retries": int, "target": int}
+BOARD_OPTIONS = {"pe": str}
+COSIM_TIMEOUT_S = 5.0
+"""A co-simulated line is slow in wall time: its default timeout is this, not 0.5 s."""
+
+
+def _options(url: str, query: str, accepted: Mapping[str, Callable[[str], Any]]) -> dict:
+    options = {}
+    for name, text in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if name not in accepted:
+            raise BackendError(f"{url}: unknown option {name!r}; accepted: "
+                               f"{', '.join(accepted)}")
+        try:
+            options[name] = accepted[name](text)
+        except ValueError:
+            raise BackendError(f"{url}: option {name}={text!r} must be a "
+                               f"{accepted[name].__name__}") from None
+    return options
+
+
+def _split_options(options: dict) -> tuple[dict, int | None, dict]:
+    target = options.pop("target", None)
+    link = {name: options.pop(name) for name in ("timeout", "window", "retries")
+            if name in options}
+    return link, target, options
+
+
+def _device(url: str, port: Any, link: dict) -> Device:
+    try:
+        return Device(port, **link)
+    except (LinkError, ValueError) as error:
+        raise BackendError(f"{url}: could not reach a board: {error}") from None
+
+
+def _board_params(url: str, name: str, options: dict) -> tuple[bytes, dict]:
+    from hilt.sim.cosim_board import board_record
+
+    params = {"pe": options["pe"]} if "pe" in options else {}
+    try:
+        record = board_record(name, params)
+    except ValueError as error:
+        raise BackendError(f"{url}: {error}") from None
+    return record, params
+
+
+def open_backend(url: str) -> Backend:
+    """Open the backend ``url`` names (see the module docstring).
+
+    Raises
+    ------
+    BackendError
+        The URL is malformed or names an unknown scheme, board, element or option; the
+        board cannot be reached; or it carries no element a training loop can drive.
+    """
+    if not isinstance(url, str) or ":" not in url:
+        raise BackendError(f"backend URL must look like SCHEME:WHERE with SCHEME one of "
+                           f"{', '.join(SCHEMES)} (e.g. golden:icebreaker), got {url!r}")
+    scheme, rest = url.split(":", 1)
+    if scheme not in SCHEMES:
+        raise BackendError(f"backend URL scheme must be one of {', '.join(SCHEMES)}, got "
+                           f"{scheme!r} in {url!r}")
+    if scheme == "serial" or rest.startswith("socket://"):
+        port, _, query = rest.partition("?")
+        port = port[2:] if port.startswith("///") else port
+        if not port:
+            raise BackendError(f"{url}: give a port after {scheme}:, e.g. "
+                               f"serial:///dev/ttyUSB1 or cosim:socket://127.0.0.1:5555")
+        link, target, _ = _split_options(_options(url, query, LINK_OPTIONS))
+        if scheme == "cosim":
+            link.setdefault("timeout", COSIM_TIMEOUT_S)
+        return BoardBackend(_device(url, port, link), url, target=target)
+
+    name, _, query = rest.partition("?")
+    accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **({"sim": str} if scheme == "cosim" else {})}
+    link, target, options = _split_options(_options(url, query, accepted))
+    record, params = _board_params(url, name, options)
+    if scheme == "golden":
+        twin = reference_board(Capabilities.from_payload(record))
+        return BoardBackend(_device(url, reference.InProcessPort(twin), link), url,
+                            target=target)
+
+    from hilt.sim.cosim_board import start_board
+    from hilt.sim.errors import SimulationError
+
+    try:
+        board = start_board(name, params, sim=options.get("sim", "verilator"))
+    except (SimulationError, ValueError) as error:
+        raise BackendError(f"{url}: the co-simulated board did not start: {error}") from None
+    link.setdefault("timeout", COSIM_TIMEOUT_S)
+    try:
+        device = _device(url, board.url, link)
+    except BaseException:
+        board.stop()
+        raise
+    return BoardBackend(device, url, target=target, on_close=board.stop)

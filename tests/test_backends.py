@@ -1,0 +1,151 @@
+"""Backends by URL: the golden twin, a co-simulated board, a serial link, and bad URLs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hilt.host.backends import BackendError, open_backend
+from hilt.host.protocol.codec import Capabilities
+from hilt.host.protocol.reference import MemoryTarget, ReferenceDevice, serve_tcp
+from hilt.host.protocol.synapse_layout import Slot
+from hilt.host.reference_board import reference_board
+from hilt.quant.binary_golden import threshold_layer
+from hilt.quant.synapse_golden import SynapseCrossbarModel
+from hilt.quant.synapse_tables import StepTables
+from hilt.sim.cosim_board import board_record, start_board
+
+RNG = np.random.default_rng(0)
+
+
+def shift_weights(backend) -> np.ndarray:
+    return RNG.choice([0, 1, -1, 2, -8, 64, -32], size=(backend.out_features,
+                                                         backend.in_features))
+
+
+def model_of(entry: dict) -> SynapseCrossbarModel:
+    p = entry["params"]
+    return SynapseCrossbarModel(p["rows"], p["cols"],
+                                StepTables(p["state_bits"], tuple(p["up"]), tuple(p["down"])),
+                                in_bits=p["in_bits"], max_pulses=p["max_pulses"],
+                                noise_bits=p["noise_bits"], lfsr_bits=p["lfsr_bits"],
+                                seed=p["seed"])
+
+
+def random_slots(rng: np.random.Generator, rows: int, cols: int, count: int) -> list[Slot]:
+    """One-slot updates, alternately bidirectional and unidirectional."""
+    return [Slot(int(rng.integers(1 << rows)), int(rng.integers(1 << rows)),
+                 int(rng.integers(1 << cols)), int(rng.integers(1 << cols)), bool(k % 2),
+                 True) for k in range(count)]
+
+
+def synapse_session(backend) -> dict[str, np.ndarray]:
+    """Program, forward, pulse, read back: what a pulse-training loop does."""
+    rng = np.random.default_rng(1)
+    rows, cols = backend.out_features, backend.in_features
+    plus, minus = rng.integers(0, 16, (rows, cols)), rng.integers(0, 16, (rows, cols))
+    backend.load(plus=plus, minus=minus)
+    x = rng.integers(-8, 8, (40, cols))
+    y = backend.forward(x)
+    backend.pulse(random_slots(rng, rows, cols, 12))
+    return {"y": y, **backend.read_state(), "y_after": backend.forward(x)}
+
+
+def test_golden_shift_array_computes_the_integer_dot_products():
+    with open_backend("golden:icebreaker?pe=shift") as backend:
+        assert (backend.kind, backend.in_features, backend.out_features) == ("shift_array", 64, 4)
+        weights = shift_weights(backend)
+        backend.load(weights=weights)
+        x = RNG.integers(-128, 128, (300, 64))
+        assert np.array_equal(backend.forward(x), x @ weights.T)
+        assert backend.stats.queries == 300 and backend.stats.loads == 1
+        assert backend.describe()["board"] == "icebreaker"
+
+
+def test_golden_binary_layer_thresholds_the_matches():
+    with open_backend("golden:icebreaker?pe=binary") as backend:
+        weights = RNG.integers(0, 2, (backend.out_features, backend.in_features))
+        thresholds = RNG.integers(0, backend.in_features + 2, backend.out_features)
+        backend.load(weights=weights, thresholds=thresholds)
+        x = RNG.integers(0, 2, (50, backend.in_features))
+        assert np.array_equal(backend.forward(x), threshold_layer(x, weights, thresholds))
+
+
+def test_golden_synapse_crossbar_follows_its_model():
+    with open_backend("golden:icebreaker") as backend:
+        assert backend.operations == ("forward", "load", "pulse", "read_state")
+        model = model_of(backend.describe()["target"])
+        got = synapse_session(backend)
+    rng = np.random.default_rng(1)
+    plus, minus = rng.integers(0, 16, (8, 8)), rng.integers(0, 16, (8, 8))
+    for row in range(8):
+        model.program_row(row, plus[row], minus[row])
+    x = rng.integers(-8, 8, (40, 8))
+    assert np.array_equal(got["y"], np.stack([model.read(v) for v in x]))
+    assert not np.array_equal(got["plus"], plus) or not np.array_equal(got["minus"], minus)
+
+
+def test_the_cosimulated_board_answers_as_the_golden_twin():
+    with open_backend("golden:icebreaker") as golden:
+        expected = synapse_session(golden)
+    with open_backend("cosim:icebreaker?sim=verilator") as cosim:
+        assert cosim.describe()["build"] == golden.describe()["build"]
+        got = synapse_session(cosim)
+    for name, value in expected.items():
+        assert np.array_equal(got[name], value), name
+
+
+def test_an_existing_board_by_socket_and_a_serial_url():
+    with start_board("icebreaker", {"pe": "shift"}) as board, \
+            open_backend(f"cosim:{board.url}") as backend:
+        weights = shift_weights(backend)
+        backend.load(weights=weights)
+        x = RNG.integers(-128, 128, (10, 64))
+        assert np.array_equal(backend.forward(x), x @ weights.T)
+    twin = reference_board(Capabilities.from_payload(board_record("icebreaker", {"pe": "binary"})))
+    with serve_tcp(twin) as server, open_backend(f"serial:{server.url}?timeout=2") as backend:
+        assert backend.kind == "binary_layer"
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("icebreaker", r"must look like SCHEME:WHERE"),
+    ("fpga:icebreaker", r"scheme must be one of golden, cosim, serial, got 'fpga'"),
+    ("golden:nosuch", r"board must be one of icebreaker, ulx3s, got 'nosuch'"),
+    ("golden:icebreaker?pe=conv", r"pe must be one of synapse, shift, binary, got 'conv'"),
+    ("golden:icebreaker?speed=9", r"unknown option 'speed'; accepted: timeout, window"),
+    ("golden:icebreaker?window=many", r"option window='many' must be a int"),
+    ("serial:", r"give a port after serial:"),
+    ("serial:socket://127.0.0.1:1", r"could not reach a board"),
+    ("serial:///dev/hilt-no-such-tty", r"could not reach a board: could not open"),
+])
+def test_bad_urls_say_what_is_wrong(url, message):
+    with pytest.raises(BackendError, match=message):
+        open_backend(url)
+
+
+def test_a_board_without_an_element_is_refused():
+    with serve_tcp(ReferenceDevice([MemoryTarget(16)])) as server, \
+            pytest.raises(BackendError, match=r"target 0 \(memory\), none of them a processing"):
+        open_backend(f"serial:{server.url}")
+
+
+def test_what_does_not_fit_is_refused_with_both_sides_named():
+    with open_backend("golden:icebreaker?pe=shift") as backend:
+        with pytest.raises(BackendError, match=r"cannot pulse \(pulse training\); it offers "
+                                               r"forward, load; use a board whose firmware "
+                                               r"carries a synapse_crossbar"):
+            backend.require("pulse", why="pulse training")
+        with pytest.raises(BackendError, match=r"cannot read_state; .*\?pe=synapse"):
+            backend.read_state()
+        with pytest.raises(BackendError, match=r"has 784 features per sample but its "
+                                               r"shift_array takes 64"):
+            backend.check_width(784)
+        with pytest.raises(BackendError, match=r"inputs must have shape \(N >= 1, 64\)"):
+            backend.forward(np.zeros((3, 63), dtype=int))
+        with pytest.raises(BackendError, match=r"inputs must lie in -128\.\.127"):
+            backend.forward(np.full((1, 64), 200))
+        with pytest.raises(BackendError, match=r"weights must have shape \(4, 64\)"):
+            backend.load(weights=np.zeros((64, 4), dtype=int))
+        with pytest.raises(BackendError, match=r"weights do not fit .*"):
+            backend.load(weights=np.full((4, 64), 3))
+        assert backend.stats.queries == 0 and backend.stats.loads == 0
