@@ -1,1 +1,1 @@
-"""Simulated physical systems that stand in for wave-based layers, never differentiated by a trainer."""
+"""Simulated physical systems standing in for wave-based layers; no trainer differentiates them."""
