@@ -149,3 +149,47 @@ def test_what_does_not_fit_is_refused_with_both_sides_named():
         with pytest.raises(BackendError, match=r"weights do not fit .*"):
             backend.load(weights=np.full((4, 64), 3))
         assert backend.stats.queries == 0 and backend.stats.loads == 0
+
+
+def test_a_simulated_physical_layer_is_measured_in_process():
+    from hilt.host.physical.optical import OpticalLayer
+
+    x = RNG.random((20, 64))
+    with open_backend("physical:optical?out=32&seed=5&noise=0.01") as backend:
+        assert (backend.kind, backend.operations) == ("physical", ("forward",))
+        got = backend.forward(x)
+        assert backend.stats.queries == 20
+        backend.require("forward")
+        with pytest.raises(BackendError, match="cannot load"):
+            backend.load(weights=np.zeros(3))
+    twin = OpticalLayer(64, 32, seed=5, noise=0.01)
+    assert np.array_equal(got, twin.measure(x))
+    with open_backend("physical:acoustic?in=8&out=4&gain=3&modes=2") as backend:
+        assert backend.describe()["system"]["modes"] == 2
+        assert np.all(np.abs(backend.forward(RNG.random((5, 8)))) <= 1.0)
+
+
+def test_an_instrument_behind_the_protocol_is_a_physical_backend():
+    from hilt.host.physical.optical import OpticalLayer
+    from hilt.host.physical.target import PhysicalTarget
+
+    device = ReferenceDevice([MemoryTarget(16), PhysicalTarget(OpticalLayer(10, 6, seed=2))],
+                             max_payload=1024)
+    x = RNG.random((300, 10))
+    with serve_tcp(device) as server, open_backend(f"serial:{server.url}") as backend:
+        assert (backend.kind, backend.in_features, backend.out_features) == ("physical", 10, 6)
+        got = backend.forward(x)
+    twin = OpticalLayer(10, 6, seed=2)
+    expected = twin.measure(x.astype(np.float32)).astype(np.float32)
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("physical:laser", r"physical system must be one of optical, acoustic, got 'laser'"),
+    ("physical:optical?gain=2", r"unknown option 'gain'; accepted: in, out, seed, noise"),
+    ("physical:optical?noise=-1", r"noise"),
+    ("physical:acoustic?in=0", r"in_features"),
+])
+def test_bad_physical_urls_say_what_is_wrong(url, message):
+    with pytest.raises(BackendError, match=message):
+        open_backend(url)

@@ -21,6 +21,7 @@ import numpy as np
 
 from hilt.host.protocol import spec
 from hilt.host.protocol.binary_layout import THRESHOLD_BASE, BinaryLayerLayout
+from hilt.host.protocol.physical_layout import PhysicalLayout
 from hilt.host.protocol.shift_layout import ShiftArrayLayout
 from hilt.host.protocol.synapse_layout import Slot, SynapseLayout
 from hilt.host.reference_board import reference_target
@@ -69,8 +70,13 @@ class Element(ABC):
         self.target = entry["id"]
         self.entry = dict(entry)
         self.max_payload = max_payload
-        # The reference face checks the entry and holds the layout both faces share.
-        self.layout = reference_target(entry).layout
+        self.layout = self.make_layout(entry)
+
+    @staticmethod
+    def make_layout(entry: Mapping[str, Any]) -> Any:
+        """The target's byte layout; the reference face checks the entry and holds the
+        layout both faces share."""
+        return reference_target(entry).layout
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(target {self.target}, {self.in_features} -> "
@@ -322,9 +328,34 @@ class SynapseCrossbarElement(Element):
         return payloads
 
 
+class PhysicalElement(Element):
+    """A physical system behind the protocol (an instrument): float32 vectors in and out."""
+
+    kind = "physical"
+    layout: PhysicalLayout
+
+    @staticmethod
+    def make_layout(entry: Mapping[str, Any]) -> PhysicalLayout:
+        # A physical system has no twin to build: its entry gives only the widths.
+        params = entry["params"]
+        return PhysicalLayout(params["in_features"], params["out_features"])
+
+    in_features = property(lambda self: self.layout.in_features)
+    out_features = property(lambda self: self.layout.out_features)
+    in_bytes = property(lambda self: self.layout.in_bytes)
+    out_bytes = property(lambda self: self.layout.out_bytes)
+
+    def pack_inputs(self, x: np.ndarray) -> bytes:
+        return self.layout.pack_inputs(x)
+
+    def unpack_outputs(self, data: bytes) -> np.ndarray:
+        return self.layout.unpack_outputs(data).astype(np.float64)
+
+
 ELEMENTS: Mapping[str, Callable[[Mapping[str, Any], int], Element]] = MappingProxyType({
     "shift_array": ShiftArrayElement,
     "binary_layer": BinaryLayerElement,
     "synapse_crossbar": SynapseCrossbarElement,
+    "physical": PhysicalElement,
 })
 """The element of each target kind a training loop can drive."""

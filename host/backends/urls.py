@@ -5,7 +5,13 @@
 ``cosim:BOARD[?pe=KIND&sim=SIM]``   the board's firmware co-simulated, started for you
 ``cosim:socket://HOST:PORT``        a co-simulated board already running (``hilt cosim``)
 ``serial:///dev/ttyUSB1``           a real board (any pyserial URL after ``serial:``,
-                                    e.g. ``serial:socket://host:port``, ``serial:COM3``)
+                                    e.g. ``serial:socket://host:port``, ``serial:COM3``),
+                                    or an instrument with a ``physical`` target
+``physical:SYSTEM[?in=N&out=M&...]``  a simulated physical system (``optical`` or
+                                    ``acoustic``) measured in-process; options ``seed``,
+                                    ``noise``, ``drift`` and the system's own
+                                    (``encoding``, ``saturation``, ``offset``; ``modes``,
+                                    ``gain``, ``spectrum_decay``)
 ==================================  ===================================================
 
 ``BOARD`` is a board name (``icebreaker``, ``ulx3s``) and ``KIND`` the processing element
@@ -27,11 +33,37 @@ from hilt.host.protocol.codec import Capabilities
 from hilt.host.reference_board import reference_board
 from hilt.host.transport import Device, LinkError
 
-SCHEMES = ("golden", "cosim", "serial")
+SCHEMES = ("golden", "cosim", "serial", "physical")
 LINK_OPTIONS = {"timeout": float, "window": int, "retries": int, "target": int}
 BOARD_OPTIONS = {"pe": str}
+SYSTEM_OPTIONS = {
+    "optical": {"encoding": str, "saturation": float, "offset": float},
+    "acoustic": {"modes": int, "gain": float, "spectrum_decay": float, "saturation": float},
+}
+"""Each simulated system's own constructor options, as URL options."""
 COSIM_TIMEOUT_S = 5.0
 """A co-simulated line is slow in wall time: its default timeout is this, not 0.5 s."""
+
+
+def _physical(url: str, rest: str) -> Backend:
+    from hilt.host.backends.physical import PhysicalBackend
+    from hilt.host.physical.acoustic import AcousticLayer
+    from hilt.host.physical.optical import OpticalLayer
+
+    systems = {"optical": OpticalLayer, "acoustic": AcousticLayer}
+    name, _, query = rest.partition("?")
+    if name not in systems:
+        raise BackendError(f"{url}: physical system must be one of {', '.join(systems)}, "
+                           f"got {name!r}")
+    accepted = {"in": int, "out": int, "seed": int, "noise": float, "drift": float,
+                **SYSTEM_OPTIONS[name]}
+    options = _options(url, query, accepted)
+    in_features, out_features = options.pop("in", 64), options.pop("out", 256)
+    try:
+        system = systems[name](in_features, out_features, **options)
+    except (TypeError, ValueError) as error:
+        raise BackendError(f"{url}: {error}") from None
+    return PhysicalBackend(system, url)
 
 
 def _options(url: str, query: str, accepted: Mapping[str, Callable[[str], Any]]) -> dict:
@@ -76,6 +108,8 @@ def _board_params(url: str, name: str, options: dict) -> tuple[bytes, dict]:
 def open_backend(url: str) -> Backend:
     """Open the backend ``url`` names (see the module docstring).
 
+    A simulated physical system is 64 -> 256 unless ``in`` and ``out`` say otherwise.
+
     Raises
     ------
     BackendError
@@ -89,6 +123,8 @@ def open_backend(url: str) -> Backend:
     if scheme not in SCHEMES:
         raise BackendError(f"backend URL scheme must be one of {', '.join(SCHEMES)}, got "
                            f"{scheme!r} in {url!r}")
+    if scheme == "physical":
+        return _physical(url, rest)
     if scheme == "serial" or rest.startswith("socket://"):
         port, _, query = rest.partition("?")
         port = port[2:] if port.startswith("///") else port
