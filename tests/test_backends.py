@@ -109,7 +109,7 @@ def test_an_existing_board_by_socket_and_a_serial_url():
 
 @pytest.mark.parametrize(("url", "message"), [
     ("icebreaker", r"must look like SCHEME:WHERE"),
-    ("fpga:icebreaker", r"scheme must be one of golden, cosim, serial, got 'fpga'"),
+    ("fpga:icebreaker", r"scheme must be one of golden, cosim, serial, physical, got 'fpga'"),
     ("golden:nosuch", r"board must be one of icebreaker, ulx3s, got 'nosuch'"),
     ("golden:icebreaker?pe=conv", r"pe must be one of synapse, shift, binary, got 'conv'"),
     ("golden:icebreaker?speed=9", r"unknown option 'speed'; accepted: timeout, window"),

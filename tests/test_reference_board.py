@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from hilt.firmware.board_firmware import (
-    FIRMWARE_PES,
-    board_targets,
-    firmware_capability,
-    firmware_params,
-)
+from hilt.firmware.board_firmware import FIRMWARE_PES
 from hilt.firmware.boards import BOARDS
 from hilt.host.protocol.codec import Capabilities
 from hilt.host.reference_board import BUILDERS, reference_board, reference_target
-
-
-def board_record(name: str, pe: str) -> bytes:
-    config = BOARDS[name]
-    params = firmware_params({"pe": pe})
-    return firmware_capability(config, params, board_targets(config, params), baud=115200)
+from hilt.sim.cosim_board import board_record
 
 
 @pytest.mark.parametrize("name", sorted(BOARDS))
 def test_the_twin_identifies_itself_as_the_board_does(name):
     kinds = set()
     for pe in FIRMWARE_PES:
-        record = board_record(name, pe)
+        record = board_record(name, {"pe": pe})
         twin = reference_board(Capabilities.from_payload(record))
         assert twin.capabilities.to_payload() == record
         kinds |= {entry["kind"] for entry in Capabilities.from_payload(record).targets}
