@@ -1,0 +1,170 @@
+"""The pieces every goodness-based local learning rule shares (Forward-Forward and its kin).
+
+Forward-Forward (Hinton, 2022) trains each layer on its own: a layer should be "good"
+(large sum of squared activities) on positive data, the input with its true label
+embedded, and "bad" on negative data, the same input with a wrong label. Nothing here
+knows about layers, optimizers or hardware: these are plain torch functions on batches,
+so the model-based trainer in :mod:`hilt.host.train.ff` and a model-free variant that
+only sees activities read back from a device can share them.
+
+Label embedding
+    Hinton overwrites the first ten pixels of MNIST, which lie in its blank border. The
+    8x8 digits have no such border (their first ten pixels, the top row and the start of
+    the second, carry ink), so the label is *concatenated* as a one-hot of amplitude
+    ``value`` after the features: an input of ``F`` features becomes ``F + num_classes``
+    wide, features first, label last. Every trainer in this package uses that layout
+    (see :func:`embed_label`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+GOODNESS_MODES = ("sum", "mean")
+"""How activities become a goodness: sum or mean of their squares over a sample."""
+
+NORMALIZE_EPS = 1e-4
+"""Added to the L2 norm in :func:`normalize` so that an all-zero vector stays zero."""
+
+
+def goodness(h: torch.Tensor, mode: str = "sum") -> torch.Tensor:
+    """Per-sample goodness of activities ``h`` (N, D): the sum (or mean) of squares, shape (N,).
+
+    "sum" is Hinton's choice, paired with a threshold equal to the layer width; "mean"
+    makes the goodness independent of the width, so one threshold (about 1) fits all layers.
+    """
+    if mode not in GOODNESS_MODES:
+        raise ValueError(f"goodness mode must be one of {GOODNESS_MODES}, got {mode!r}")
+    squares = h.pow(2)
+    return squares.sum(dim=1) if mode == "sum" else squares.mean(dim=1)
+
+
+def ff_loss(g_pos: torch.Tensor, g_neg: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Hinton's Forward-Forward loss, mean over the batch.
+
+    ``softplus(-(g_pos - threshold)) + softplus(g_neg - threshold)``: the negative log of
+    the probability that a positive sample is judged positive (sigmoid of its goodness
+    above the threshold) plus that a negative one is judged negative.
+    """
+    return (F.softplus(threshold - g_pos) + F.softplus(g_neg - threshold)).mean()
+
+
+def symmetric_loss(g_pos: torch.Tensor, g_neg: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The symmetric loss on the goodness gap, ``softplus(-alpha (g_pos - g_neg))``, batch mean.
+
+    As in SymBa (Lee and Song, 2023) and Momeni et al. (2023): with no threshold, positive
+    and negative goodness are pushed apart by the same gradient, so neither side dominates
+    the update as it can with :func:`ff_loss` when most samples sit on one side of it.
+    ``alpha`` sets the sharpness of the sigmoid on the gap.
+    """
+    return F.softplus(-alpha * (g_pos - g_neg)).mean()
+
+
+def _ff(
+    g_pos: torch.Tensor, g_neg: torch.Tensor, *, threshold: float, alpha: float
+) -> torch.Tensor:
+    return ff_loss(g_pos, g_neg, threshold)
+
+
+def _symmetric(
+    g_pos: torch.Tensor, g_neg: torch.Tensor, *, threshold: float, alpha: float
+) -> torch.Tensor:
+    return symmetric_loss(g_pos, g_neg, alpha)
+
+
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {"ff": _ff, "symmetric": _symmetric}
+"""Local losses by name, each called as ``loss(g_pos, g_neg, threshold=..., alpha=...)``."""
+
+
+def check_loss_name(name: str) -> None:
+    """Refuse a loss name that :data:`LOSSES` does not hold, naming the accepted ones."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown local loss {name!r}; accepted: {sorted(LOSSES)}")
+
+
+def local_loss(
+    name: str, g_pos: torch.Tensor, g_neg: torch.Tensor, *, threshold: float, alpha: float
+) -> torch.Tensor:
+    """The local loss ``name`` ("ff" or "symmetric") of positive and negative goodness.
+
+    Each loss takes only the parameter it needs; both are passed so that a trainer can
+    switch losses by name without knowing which one uses what.
+    """
+    check_loss_name(name)
+    return LOSSES[name](g_pos, g_neg, threshold=threshold, alpha=alpha)
+
+
+def embed_label(
+    x: torch.Tensor, labels: torch.Tensor, num_classes: int, value: float
+) -> torch.Tensor:
+    """Inputs ``x`` (N, F) with labels appended as a one-hot of amplitude ``value``: (N, F + C).
+
+    Concatenation rather than Hinton's overwrite of the first pixels, so that no feature
+    is lost and the label is equally visible for every image (see the module docstring).
+    """
+    if x.dim() != 2 or labels.shape != (x.shape[0],):
+        raise ValueError(
+            f"x must be (N, F) and labels (N,), got {tuple(x.shape)} and {tuple(labels.shape)}"
+        )
+    one_hot = F.one_hot(labels.long(), num_classes).to(x.dtype) * value
+    return torch.cat([x, one_hot], dim=1)
+
+
+def embed_neutral(x: torch.Tensor, num_classes: int, value: float) -> torch.Tensor:
+    """Inputs ``x`` (N, F) with the neutral label appended: every class at ``value / C``.
+
+    The same layout as :func:`embed_label`, carrying no preference for any class; a softmax
+    head reads the activities this input produces.
+    """
+    neutral = torch.full((x.shape[0], num_classes), value / num_classes, dtype=x.dtype)
+    return torch.cat([x, neutral], dim=1)
+
+
+def negative_labels(
+    labels: torch.Tensor, num_classes: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A wrong label for every sample, uniform over the ``num_classes - 1`` others.
+
+    Adding an offset drawn from 1..C-1 modulo C never lands on the true label and reaches
+    each other class with the same probability.
+    """
+    if num_classes < 2:
+        raise ValueError(f"negative labels need at least 2 classes, got {num_classes}")
+    offsets = torch.randint(1, num_classes, labels.shape, generator=generator)
+    return (labels.long() + offsets) % num_classes
+
+
+def hard_negative_labels(
+    scores: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A wrong label for every sample, drawn in proportion to how much the net believes it.
+
+    ``scores`` (N, C) are the net's goodness per candidate label (higher = more likely);
+    each sample's wrong label is drawn from the softmax of its scores over the C - 1 wrong
+    labels. Labels the net confuses with the true one are the negatives it learns most
+    from (hard-negative mining); sampling, rather than always taking the most confused
+    one, keeps every wrong label in play. The true label is never drawn.
+    """
+    if scores.dim() != 2 or labels.shape != (scores.shape[0],) or scores.shape[1] < 2:
+        raise ValueError(
+            f"scores must be (N, C) with C >= 2 and labels (N,), "
+            f"got {tuple(scores.shape)} and {tuple(labels.shape)}"
+        )
+    logits = scores.detach().double().clone()
+    logits[torch.arange(len(labels)), labels.long()] = -torch.inf
+    probs = torch.softmax(logits, dim=1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def normalize(h: torch.Tensor, eps: float = NORMALIZE_EPS) -> torch.Tensor:
+    """Each row of ``h`` divided by its L2 norm (plus ``eps``).
+
+    Hinton's "layer normalisation" between Forward-Forward layers: the length of the
+    activity vector *is* the previous layer's goodness, so removing it forces the next
+    layer to judge the input by the direction of the activities, not by what the layer
+    below already decided.
+    """
+    return h / (h.norm(dim=1, keepdim=True) + eps)
