@@ -1,0 +1,745 @@
+"""Model-free Forward-Forward (MF-FF): deep physical networks trained without backpropagation.
+
+After Momeni et al., "Backpropagation-free training of deep physical neural networks"
+(Science, 2023). A physical layer is a black box: the trainer can send it inputs and
+read measurements (:meth:`~hilt.host.backends.base.Backend.forward`), never a gradient,
+and it has no model of it. MF-FF stacks *blocks*, each a physical layer ``P_i`` followed
+by a small trainable digital layer ``D_i`` (Linear + ReLU) on ``P_i``'s measurement, and
+trains every ``D_i`` with a local Forward-Forward loss on its own activities. Nothing is
+ever differentiated through ``P_i`` or across blocks, so the physical layers only have
+to be run forward.
+
+Data flow of one block ``i``::
+
+    u_i --P_i--> m_i --standardise--> z_i --D_i (+ u_i with skip)--> h_i --> u_{i+1}
+
+``u_0`` is the image (pixels / 16) with the label appended as a one-hot of amplitude
+:attr:`MFFFConfig.label_value` (:func:`~hilt.host.train.goodness.embed_label`, 74 wide).
+``u_{i+1}`` is ``h_i`` length-normalised (:func:`~hilt.host.train.goodness.normalize`)
+and detached, scaled by ``sqrt(width)`` so that its entries have unit root mean square:
+the next physical layer gets O(1) inputs whatever the width, the range the simulated
+systems are built for. A block with no physical layer (``None``, "physical layers
+removed") passes ``u_i`` through as its measurement; :attr:`MFFFConfig.skip` then adds
+nothing, as ``D_i`` already sees ``u_i``.
+
+Training (one batch)
+    Positive inputs carry the true label, negative ones a fresh random wrong label
+    (:func:`~hilt.host.train.goodness.negative_labels`). Each trained block takes one
+    Adam step on :func:`~hilt.host.train.goodness.local_loss` of its positive against
+    its negative goodness. ``schedule="joint"`` trains every block on every batch;
+    ``"greedy"`` trains block 0 for :attr:`MFFFConfig.epochs` epochs, then block 1
+    (block 0 frozen) and so on.
+
+Classifier
+    ``"softmax"`` (default): a linear softmax head, trained alongside with cross-entropy,
+    reads the unit-RMS activities of every block for the *neutral* label
+    (:func:`~hilt.host.train.goodness.embed_neutral`), detached, so it never changes a
+    block. It costs one more physical pass per block per training sample, and one pass
+    per block at inference. ``"goodness"``: no head; a sample gets the label whose
+    embedding gives the highest goodness summed over all blocks, ``C`` passes per block.
+
+Standardisation of measurements
+    ``P_i``'s readings have whatever offset and scale the physical system gives them
+    (optical intensities are positive, with a mean of the input power). Each block
+    standardises them per feature, ``(m - mean) / sqrt(var + eps)``, with statistics
+    that are not learned by backprop: the first training batch's measurements set them
+    (a calibration that costs no extra query), after which every training batch's
+    measurements update them as an exponential moving average with weight
+    :attr:`MFFFConfig.stats_momentum`, so they follow a drifting system. Evaluation uses
+    them frozen. They are buffers of the :class:`MFFFNet`, so checkpoints carry them.
+
+Physical queries
+    Counted as the change in every backend's ``stats.queries`` (input vectors measured):
+    :attr:`MFFFResult.queries` during training steps, :attr:`MFFFResult.eval_queries`
+    during the per-epoch accuracy measurements, kept apart because monitoring is not
+    learning. Per training sample and epoch, a block measured in a step costs 2 queries
+    (positive and negative) plus 1 with the softmax head (neutral): ``3 * blocks`` for the
+    default joint run. With ``"greedy"``, the epochs of block ``k`` pass positive and
+    negative inputs through blocks ``0..k`` only (``2 (k + 1)``), the neutral input
+    through all of them. Blocks without a physical layer cost nothing. All the inputs one
+    block needs in a step go to its physical layer in one call (one exposure, so one
+    drift step of a drifting system).
+
+Digital multiply-accumulates (MACs)
+    Counted from the layer shapes, one ``in * out`` per sample for each Linear pass: the
+    matrix products only (ReLU, normalisation, standardisation, goodness and Adam are
+    elementwise and not counted). A trained block's forward pass on a positive or
+    negative input costs ``in * out`` and its backward pass ``in * out`` more, for the
+    weight gradient only: no layer needs the gradient of its input, which is detached.
+    A forward pass without gradient (a frozen block in "greedy", the neutral pass) costs
+    ``in * out``; the head costs ``2 * in * C`` per sample (forward and weight gradient).
+    Inference costs the forward passes only.
+
+Checkpoints and resumption
+    Every :func:`train_mfff` ``checkpoint_every`` optimiser steps, the whole run state
+    (parameters and standardisation statistics, optimiser states, random generators,
+    epoch, position in the epoch's shuffled order, running losses, counters, the state
+    of each backend that has a ``state_dict``) goes to ``checkpoint_dir/mfff.pt`` via
+    :func:`~hilt.host.train.checkpoint.save_checkpoint`. ``resume=True`` continues from
+    it and reaches the same parameters as a run that was never interrupted; a damaged
+    or foreign checkpoint raises :class:`~hilt.host.train.checkpoint.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from hilt.host.backends.base import Backend, BackendError
+from hilt.host.train.checkpoint import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, accuracy, digits_tensors, seeded
+from hilt.host.train.goodness import (
+    GOODNESS_MODES,
+    LOSSES,
+    embed_label,
+    embed_neutral,
+    goodness,
+    local_loss,
+    negative_labels,
+    normalize,
+)
+from hilt.quant.datasets import DigitsSplit
+
+SCHEDULES = ("joint", "greedy")
+"""How blocks take turns: all on every batch, or one after the other."""
+
+CLASSIFIERS = ("softmax", "goodness")
+"""How a trained net is read out: a softmax head on neutral-label activities, or goodness."""
+
+MEAN_THRESHOLD = 1.0
+"""Default "ff" threshold for "mean" goodness ("sum" uses the block width, as Hinton does)."""
+
+SYMMETRIC_ALPHA = 4.0
+"""Default sharpness of the symmetric loss per unit of mean goodness (/ width for "sum")."""
+
+STANDARDIZE_EPS = 1e-5
+"""Added to the variance when standardising, so a constant feature maps to 0, not to inf."""
+
+CHECKPOINT_NAME = "mfff.pt"
+"""The one checkpoint file a run keeps in its ``checkpoint_dir`` (overwritten each time)."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: object, minimum: int) -> None:
+    """Refuse ``value`` unless it is an int >= ``minimum``, naming the field and the value."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} = {value!r}: accepted an int >= {minimum}")
+
+
+def check_number(name: str, value: object, *, allow_none: bool = False,
+                 at_most: float | None = None) -> None:
+    """Refuse ``value`` unless it is a finite number > 0 (<= ``at_most``), or an allowed None."""
+    if value is None and allow_none:
+        return
+    ok = (isinstance(value, int | float | np.number) and not isinstance(value, bool)
+          and bool(np.isfinite(value)) and value > 0
+          and (at_most is None or value <= at_most))
+    if not ok:
+        accepted = "a finite number > 0" + (f" and <= {at_most}" if at_most is not None else "")
+        accepted += " or None" if allow_none else ""
+        raise ValueError(f"{name} = {value!r}: accepted {accepted}")
+
+
+def check_choice(name: str, value: object, accepted: Sequence[str]) -> None:
+    """Refuse ``value`` unless it is one of ``accepted``."""
+    if not isinstance(value, str) or value not in accepted:
+        raise ValueError(f"{name} = {value!r}: accepted {tuple(accepted)}")
+
+
+def check_flag(name: str, value: object) -> None:
+    """Refuse ``value`` unless it is a bool."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} = {value!r}: accepted True or False")
+
+
+@dataclass(frozen=True)
+class MFFFConfig:
+    """Everything an MF-FF run depends on; the defaults are the tuned ones.
+
+    Attributes
+    ----------
+    blocks
+        Number of (physical layer, digital layer) blocks.
+    hidden
+        Width of every digital layer's output.
+    skip
+        The digital layer also sees the block input, next to the measurement.
+    loss
+        Local loss: "symmetric" (on the positive/negative goodness gap) or "ff"
+        (Hinton's threshold loss).
+    goodness
+        "sum" or "mean" of the squared activities.
+    threshold
+        Threshold of the "ff" loss; None: the width for "sum", 1 for "mean".
+    alpha
+        Sharpness of the "symmetric" loss; None: 4 for "mean", 4 / width for "sum".
+    schedule
+        "joint" (every block on every batch) or "greedy" (one block after the other,
+        each for ``epochs`` epochs).
+    lr
+        Adam learning rate of the digital layers and of the head (picked from 1e-3, 3e-3
+        and 1e-2 on a validation split of the training set, optical layers, 20 epochs).
+    epochs, batch_size, seed
+        Epochs (per block with "greedy"), samples per step, and the seed of the
+        initialisation, the shuffles and the negative labels.
+    label_value
+        Amplitude of the one-hot label appended to the pixels (scaled to [0, 1]).
+    classifier
+        "softmax" (a head on the neutral-label activities) or "goodness" (best label).
+    stats_momentum
+        Weight of a new batch in the running measurement statistics, in (0, 1].
+    """
+
+    blocks: int = 2
+    hidden: int = 256
+    skip: bool = False
+    loss: str = "symmetric"
+    goodness: str = "mean"
+    threshold: float | None = None
+    alpha: float | None = None
+    schedule: str = "joint"
+    lr: float = 3e-3
+    epochs: int = 20
+    batch_size: int = 64
+    seed: int = 0
+    label_value: float = 1.0
+    classifier: str = "softmax"
+    stats_momentum: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_int("blocks", self.blocks, 1)
+        check_int("hidden", self.hidden, 1)
+        check_flag("skip", self.skip)
+        check_choice("loss", self.loss, tuple(LOSSES))
+        check_choice("goodness", self.goodness, GOODNESS_MODES)
+        check_number("threshold", self.threshold, allow_none=True)
+        check_number("alpha", self.alpha, allow_none=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_number("lr", self.lr)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_number("label_value", self.label_value)
+        check_choice("classifier", self.classifier, CLASSIFIERS)
+        check_number("stats_momentum", self.stats_momentum, at_most=1.0)
+
+    def block_threshold(self) -> float:
+        """The "ff" loss threshold of every block (see :attr:`threshold`)."""
+        if self.threshold is not None:
+            return float(self.threshold)
+        return float(self.hidden) if self.goodness == "sum" else MEAN_THRESHOLD
+
+    def block_alpha(self) -> float:
+        """The "symmetric" loss sharpness of every block (see :attr:`alpha`)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return SYMMETRIC_ALPHA / (self.hidden if self.goodness == "sum" else 1)
+
+    def total_epochs(self) -> int:
+        """Passes over the training set in the whole run (``blocks * epochs`` for "greedy")."""
+        return self.epochs * (self.blocks if self.schedule == "greedy" else 1)
+
+    def trained_blocks(self, epoch: int) -> tuple[int, ...]:
+        """The blocks that take optimiser steps in ``epoch`` (0-based, of :meth:`total_epochs`)."""
+        if self.schedule == "greedy":
+            return (epoch // self.epochs,)
+        return tuple(range(self.blocks))
+
+
+class Standardizer(nn.Module):
+    """Per-feature standardisation with running statistics that backprop never touches.
+
+    ``mean`` and ``var`` are buffers: the first :meth:`update` sets them to a batch's
+    statistics, later ones move them by ``momentum`` towards each batch's.
+    """
+
+    def __init__(self, features: int, momentum: float) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("mean", torch.zeros(features))
+        self.register_buffer("var", torch.ones(features))
+        self.register_buffer("calibrated", torch.tensor(False))
+
+    @torch.no_grad()
+    def update(self, m: torch.Tensor) -> None:
+        """Fold the measurements ``m`` (N, features) into the statistics."""
+        mean, var = m.mean(dim=0), m.var(dim=0, unbiased=False)
+        if not bool(self.calibrated):
+            self.mean.copy_(mean)
+            self.var.copy_(var)
+            self.calibrated.fill_(True)
+        else:
+            self.mean.lerp_(mean, self.momentum)
+            self.var.lerp_(var, self.momentum)
+
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        return (m - self.mean) / torch.sqrt(self.var + STANDARDIZE_EPS)
+
+
+class Block(nn.Module):
+    """The digital half of a block: standardise the measurement, then Linear + ReLU.
+
+    ``skip`` (only meaningful with a physical layer) concatenates the block input to
+    the standardised measurement.
+    """
+
+    def __init__(self, in_features: int, measured_features: int, hidden: int, *, skip: bool,
+                 momentum: float) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.skip = skip
+        self.standardize = Standardizer(measured_features, momentum)
+        self.digital = nn.Linear(measured_features + (in_features if skip else 0), hidden)
+
+    def forward(self, m: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Activities (N, hidden) from measurements ``m`` of the block inputs ``u``."""
+        z = self.standardize(m)
+        if self.skip:
+            z = torch.cat([z, u], dim=1)
+        return F.relu(self.digital(z))
+
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass of one sample."""
+        return self.digital.in_features * self.digital.out_features
+
+
+def unit_rms(h: torch.Tensor) -> torch.Tensor:
+    """Rows of ``h`` normalised to unit root mean square: what the next block gets as input."""
+    return normalize(h) * math.sqrt(h.shape[1])
+
+
+def input_width(block: int, hidden: int, pixels: int = 64) -> int:
+    """Width of block ``block``'s input: pixels plus label for block 0, ``hidden`` after."""
+    return pixels + NUM_CLASSES if block == 0 else hidden
+
+
+def _suggest(url: str, width: int) -> str:
+    """A URL like ``url`` but ``width`` wide at its input, or a plain hint if it is not physical."""
+    scheme, _, rest = url.partition(":")
+    if scheme != "physical":
+        return f"a backend whose input width is {width}"
+    name, _, query = rest.partition("?")
+    options = dict(parse_qsl(query))
+    options["in"] = str(width)
+    return f"open physical:{name}?{urlencode(options)}"
+
+
+def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
+                   pixels: int = 64) -> None:
+    """Refuse physical layers that do not fit ``blocks`` blocks of width ``hidden``, naming
+    the block and what would fit.
+
+    Raises
+    ------
+    ValueError
+        ``physical`` does not hold one entry (a backend or None) per block.
+    BackendError
+        A backend cannot run forward, or its input width is not its block's input width.
+    """
+    if len(physical) != blocks:
+        raise ValueError(f"physical has {len(physical)} entries but the config has "
+                         f"{blocks} blocks; give one backend (or None) per block")
+    for i, backend in enumerate(physical):
+        if backend is None:
+            continue
+        if not isinstance(backend, Backend):
+            raise ValueError(f"physical[{i}] = {backend!r}: accepted a Backend or None")
+        backend.require("forward", why=f"block {i} measures its inputs through it")
+        width = input_width(i, hidden, pixels)
+        if backend.in_features != width:
+            what = (f"{pixels} pixels + {NUM_CLASSES} label entries" if i == 0
+                    else f"block {i - 1}'s {hidden} activities")
+            raise BackendError(f"block {i}: its physical layer {backend.url} takes "
+                               f"{backend.in_features} features but the block's input has "
+                               f"{width} ({what}); {_suggest(backend.url, width)}")
+
+
+class MFFFNet(nn.Module):
+    """The trainable, digital part of an MF-FF network: one :class:`Block` per physical layer,
+    and the softmax head if the config has one.
+
+    The physical layers are not part of the module (they are not parameters and cannot be
+    saved as such); every function that runs the net takes them as ``physical``, one
+    entry per block, as :func:`check_physical` accepts.
+    """
+
+    def __init__(self, config: MFFFConfig, physical: Sequence[Backend | None],
+                 pixels: int = 64) -> None:
+        super().__init__()
+        check_physical(physical, config.blocks, config.hidden, pixels)
+        self.config = config
+        self.blocks = nn.ModuleList()
+        for i, backend in enumerate(physical):
+            width = input_width(i, config.hidden, pixels)
+            measured = width if backend is None else backend.out_features
+            self.blocks.append(Block(width, measured, config.hidden,
+                                     skip=config.skip and backend is not None,
+                                     momentum=config.stats_momentum))
+        self.head: nn.Linear | None = None
+        if config.classifier == "softmax":
+            self.head = nn.Linear(config.blocks * config.hidden, NUM_CLASSES)
+
+    def inference_macs(self) -> int:
+        """Digital MACs to classify one sample (see the module docstring)."""
+        blocks = sum(block.macs() for block in self.blocks)
+        if self.head is None:
+            return NUM_CLASSES * blocks
+        return blocks + self.head.in_features * self.head.out_features
+
+
+def measure(backend: Backend | None, u: torch.Tensor) -> torch.Tensor:
+    """The backend's measurements of the inputs ``u`` as a float32 tensor; ``u`` itself for None.
+
+    The backend only ever receives a detached numpy array: no autograd graph can reach it.
+    """
+    if backend is None:
+        return u
+    readings = backend.forward(u.detach().cpu().numpy())
+    return torch.as_tensor(np.asarray(readings), dtype=torch.float32)
+
+
+def physical_queries(physical: Sequence[Backend | None]) -> int:
+    """Input vectors measured so far by all the backends in ``physical``."""
+    return sum(backend.stats.queries for backend in physical if backend is not None)
+
+
+@torch.no_grad()
+def head_features(net: MFFFNet, physical: Sequence[Backend | None],
+                  x: torch.Tensor) -> torch.Tensor:
+    """What the softmax head reads: every block's unit-RMS activities for the neutral label."""
+    u = embed_neutral(x, NUM_CLASSES, net.config.label_value)
+    features = []
+    for block, backend in zip(net.blocks, physical, strict=True):
+        u = unit_rms(block(measure(backend, u), u))
+        features.append(u)
+    return torch.cat(features, dim=1)
+
+
+@torch.no_grad()
+def label_goodness(net: MFFFNet, physical: Sequence[Backend | None],
+                   x: torch.Tensor) -> torch.Tensor:
+    """Goodness summed over all blocks for every candidate label: (N, C).
+
+    All ``C * N`` embedded inputs go to each physical layer in one call.
+    """
+    n = len(x)
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(n)
+    u = embed_label(x.repeat(NUM_CLASSES, 1), labels, NUM_CLASSES, net.config.label_value)
+    scores = torch.zeros(NUM_CLASSES * n)
+    for block, backend in zip(net.blocks, physical, strict=True):
+        h = block(measure(backend, u), u)
+        scores += goodness(h, net.config.goodness)
+        u = unit_rms(h)
+    return scores.view(NUM_CLASSES, n).T
+
+
+@torch.no_grad()
+def predict(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor) -> torch.Tensor:
+    """Predicted labels (N,) for pixels ``x`` (N, 64) in [0, 1], measured through ``physical``.
+
+    The standardisation statistics stay as they are: predicting learns nothing.
+    """
+    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1])
+    if net.head is not None:
+        return net.head(head_features(net, physical, x)).argmax(dim=1)
+    return label_goodness(net, physical, x).argmax(dim=1)
+
+
+def evaluate(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor,
+             y: torch.Tensor) -> float:
+    """Accuracy of ``net`` on pixels ``x`` (in [0, 1]) and labels ``y`` with the physical
+    layers as they are now (drifted, perturbed), with no training."""
+    return accuracy(predict(net, physical, x), y)
+
+
+@dataclass
+class MFFFResult:
+    """A finished MF-FF run and what it cost.
+
+    Per-sample figures divide by the training samples and, for training, the epochs
+    (:meth:`MFFFConfig.total_epochs`).
+    """
+
+    config: MFFFConfig
+    net: MFFFNet
+    curves: TrainingCurves
+    """``loss[e]``: one mean local loss per block (NaN while a "greedy" block is not
+    trained), then the head's cross-entropy if there is one."""
+    test_accuracy: float
+    """After the last epoch (never the best epoch: the test set picks nothing)."""
+    queries: int
+    """Physical queries of the training steps, all backends together."""
+    queries_per_sample: float
+    """:attr:`queries` per training sample per epoch."""
+    eval_queries: int
+    """Physical queries of the per-epoch train and test accuracy measurements."""
+    train_macs: int
+    """Digital MACs of the training steps (module docstring)."""
+    train_macs_per_sample: float
+    """:attr:`train_macs` per training sample per epoch."""
+    inference_macs: int
+    """Digital MACs to classify one sample."""
+    inference_queries: int
+    """Physical queries to classify one sample."""
+    steps: int
+    """Optimiser steps taken (each one batch)."""
+    seconds: float
+    """Wall time of the training and the per-epoch evaluations, summed over resumptions."""
+
+
+def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor,
+                y: torch.Tensor, trained: tuple[int, ...],
+                generator: torch.Generator) -> tuple[list[torch.Tensor | None], int]:
+    """The losses of one batch (per block, None for an untrained one, then the head's)
+    and the digital MACs it took; updates the standardisation statistics, no optimiser step."""
+    config = net.config
+    n, value = len(x), config.label_value
+    wrong = negative_labels(y, NUM_CLASSES, generator)
+    signed = torch.cat([embed_label(x, y, NUM_CLASSES, value),
+                        embed_label(x, wrong, NUM_CLASSES, value)])
+    neutral = embed_neutral(x, NUM_CLASSES, value) if net.head is not None else None
+    last_signed = max(trained)
+    losses: list[torch.Tensor | None] = [None] * len(net.blocks)
+    features = []
+    macs = 0
+    for i, (block, backend) in enumerate(zip(net.blocks, physical, strict=True)):
+        parts = ([signed] if i <= last_signed else []) + ([neutral] if neutral is not None else [])
+        if not parts:
+            break
+        m = measure(backend, torch.cat(parts))
+        block.standardize.update(m)
+        if i <= last_signed:
+            if i in trained:
+                h = block(m[:2 * n], signed)
+                g = goodness(h, config.goodness)
+                losses[i] = local_loss(config.loss, g[:n], g[n:],
+                                       threshold=config.block_threshold(),
+                                       alpha=config.block_alpha())
+                macs += 2 * (2 * n) * block.macs()
+            else:
+                with torch.no_grad():
+                    h = block(m[:2 * n], signed)
+                macs += 2 * n * block.macs()
+            signed = unit_rms(h).detach()
+        if neutral is not None:
+            with torch.no_grad():
+                neutral = unit_rms(block(m[-n:], neutral))
+            features.append(neutral)
+            macs += n * block.macs()
+    if net.head is not None:
+        losses.append(F.cross_entropy(net.head(torch.cat(features, dim=1)), y))
+        macs += 2 * n * net.head.in_features * net.head.out_features
+    return losses, macs
+
+
+@dataclass
+class _Run:
+    """Where a run is and what it has counted: everything but the modules that a
+    checkpoint must bring back."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+    order: torch.Tensor | None = None
+    totals: list[float] | None = None
+    queries: int = 0
+    eval_queries: int = 0
+    train_macs: int = 0
+    seconds: float = 0.0
+    curves: TrainingCurves | None = None
+
+    def state(self) -> dict[str, Any]:
+        state = {key: getattr(self, key) for key in ("step", "epoch", "batch", "order",
+                                                     "totals", "queries", "eval_queries",
+                                                     "train_macs", "seconds")}
+        state["curves"] = asdict(self.curves)
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Run:
+        return cls(**{**state, "curves": TrainingCurves(**state["curves"])})
+
+
+def _optimise(net: MFFFNet, physical: Sequence[Backend | None],
+              optimizers: Sequence[torch.optim.Optimizer], x: torch.Tensor, y: torch.Tensor,
+              trained: tuple[int, ...], generator: torch.Generator, run: _Run) -> None:
+    """One optimiser step of the trained blocks and the head on a batch, counted in ``run``."""
+    before = physical_queries(physical)
+    losses, macs = _train_step(net, physical, x, y, trained, generator)
+    run.queries += physical_queries(physical) - before
+    run.train_macs += macs
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+    torch.stack([loss for loss in losses if loss is not None]).sum().backward()
+    for optimizer, loss in zip(optimizers, losses, strict=True):
+        if loss is not None:
+            optimizer.step()
+    run.totals = [total + (math.nan if loss is None else float(loss.detach()))
+                  for total, loss in zip(run.totals, losses, strict=True)]
+    run.batch += 1
+    run.step += 1
+
+
+def _checkpoint_config(config: MFFFConfig, physical: Sequence[Backend | None],
+                       samples: int) -> dict[str, Any]:
+    return {"algorithm": "mf-ff", **asdict(config), "train_samples": samples,
+            "physical": [None if backend is None else backend.url for backend in physical]}
+
+
+def _save(path: Path, ckpt_config: dict[str, Any], net: MFFFNet,
+          optimizers: Sequence[torch.optim.Optimizer], generator: torch.Generator,
+          physical: Sequence[Backend | None], run: _Run) -> None:
+    backends = [getattr(backend, "state_dict", None) for backend in physical]
+    save_checkpoint(path, {
+        "net": net.state_dict(),
+        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
+        "generator": generator.get_state(),
+        "rng": rng_state(),
+        "physical": [None if state is None else state() for state in backends],
+        "run": run.state(),
+    }, config=ckpt_config)
+
+
+def _restore(path: Path, ckpt_config: dict[str, Any], net: MFFFNet,
+             optimizers: Sequence[torch.optim.Optimizer], generator: torch.Generator,
+             physical: Sequence[Backend | None]) -> _Run:
+    state = load_checkpoint(path, config=ckpt_config)
+    net.load_state_dict(state["net"])
+    for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+        optimizer.load_state_dict(saved)
+    generator.set_state(state["generator"])
+    set_rng_state(state["rng"])
+    for backend, saved in zip(physical, state["physical"], strict=True):
+        if saved is not None:
+            backend.load_state_dict(saved)
+    return _Run.from_state(state["run"])
+
+
+def _check_run_options(checkpoint_dir: object, checkpoint_every: object, resume: object) -> None:
+    if checkpoint_every is not None:
+        check_int("checkpoint_every", checkpoint_every, 1)
+    check_flag("resume", resume)
+    if (checkpoint_every is not None or resume) and checkpoint_dir is None:
+        raise ValueError("checkpoint_every and resume need a checkpoint_dir to write to or "
+                         "resume from")
+
+
+def train_mfff(split: DigitsSplit, physical: Sequence[Backend | None],
+               config: MFFFConfig | None = None, *, progress: bool = True,
+               checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
+               resume: bool = False, init: MFFFNet | None = None,
+               on_step: Callable[[int], None] | None = None) -> MFFFResult:
+    """Train an :class:`MFFFNet` by model-free Forward-Forward through ``physical``.
+
+    Parameters
+    ----------
+    split
+        The digits; pixels are scaled to [0, 1].
+    physical
+        One entry per block: a backend whose input width is the block's (74 for block 0,
+        ``hidden`` after), or None for a block without a physical layer.
+    config
+        The run's settings (:class:`MFFFConfig`); deterministic for its seed, given
+        backends in the same state.
+    progress
+        Show a tqdm bar over the optimiser steps with the running loss and accuracy.
+    checkpoint_dir, checkpoint_every
+        Write the run state to ``checkpoint_dir/mfff.pt`` every ``checkpoint_every``
+        optimiser steps (module docstring).
+    resume
+        Continue from the checkpoint in ``checkpoint_dir`` if there is one (else start
+        afresh); the backends must be those of the checkpointed run (same URLs).
+    init
+        Start from these digital parameters and statistics (continued training, e.g.
+        after the physical layers changed), with fresh optimisers; it is not modified.
+    on_step
+        Called with the step number after every optimiser step (and its checkpoint).
+
+    Raises
+    ------
+    CheckpointError
+        ``resume`` found a checkpoint that is damaged or from another run.
+    """
+    config = config or MFFFConfig()
+    physical = list(physical)
+    _check_run_options(checkpoint_dir, checkpoint_every, resume)
+    x_train, y_train, x_test, y_test = digits_tensors(split)
+    ckpt_config = _checkpoint_config(config, physical, len(x_train))
+    path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
+    start = time.perf_counter()
+    with seeded(config.seed) as generator:
+        net = MFFFNet(config, physical, x_train.shape[1])
+        if init is not None:
+            try:
+                net.load_state_dict(copy.deepcopy(init.state_dict()))
+            except RuntimeError as error:
+                raise ValueError(f"init does not fit the config (blocks, hidden, skip, "
+                                 f"classifier and widths must match): {error}") from None
+        parts = [*net.blocks, *([net.head] if net.head is not None else [])]
+        optimizers = [torch.optim.Adam(part.parameters(), lr=config.lr) for part in parts]
+        run = _Run(curves=TrainingCurves())
+        if resume and path.exists():
+            run = _restore(path, ckpt_config, net, optimizers, generator, physical)
+        steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+        with tqdm(total=config.total_epochs() * steps_per_epoch, initial=run.step,
+                  desc="mf-ff", disable=not progress) as bar:
+            while run.epoch < config.total_epochs():
+                if run.order is None:
+                    run.order = torch.randperm(len(x_train), generator=generator)
+                    run.batch, run.totals = 0, [0.0] * len(optimizers)
+                trained = config.trained_blocks(run.epoch)
+                order = run.order.split(config.batch_size)
+                while run.batch < len(order):
+                    index = order[run.batch]
+                    _optimise(net, physical, optimizers, x_train[index], y_train[index],
+                              trained, generator, run)
+                    bar.update()
+                    bar.set_postfix(loss=f"{np.nansum(run.totals) / run.batch:.3f}",
+                                    train=f"{(run.curves.train_accuracy or [math.nan])[-1]:.3f}",
+                                    test=f"{(run.curves.test_accuracy or [math.nan])[-1]:.3f}")
+                    if checkpoint_every is not None and run.step % checkpoint_every == 0:
+                        run.seconds += time.perf_counter() - start
+                        start = time.perf_counter()
+                        _save(path, ckpt_config, net, optimizers, generator, physical, run)
+                    if on_step is not None:
+                        on_step(run.step)
+                before = physical_queries(physical)
+                run.curves.train_accuracy.append(evaluate(net, physical, x_train, y_train))
+                run.curves.test_accuracy.append(evaluate(net, physical, x_test, y_test))
+                run.eval_queries += physical_queries(physical) - before
+                run.curves.loss.append(tuple(total / len(order) for total in run.totals))
+                run.epoch += 1
+                run.order = None
+    run.seconds += time.perf_counter() - start
+    samples_epochs = len(x_train) * config.total_epochs()
+    physical_blocks = sum(backend is not None for backend in physical)
+    return MFFFResult(
+        config=config, net=net, curves=run.curves,
+        test_accuracy=run.curves.test_accuracy[-1],
+        queries=run.queries, queries_per_sample=run.queries / samples_epochs,
+        eval_queries=run.eval_queries,
+        train_macs=run.train_macs, train_macs_per_sample=run.train_macs / samples_epochs,
+        inference_macs=net.inference_macs(),
+        inference_queries=physical_blocks * (1 if net.head is not None else NUM_CLASSES),
+        steps=run.step, seconds=run.seconds,
+    )

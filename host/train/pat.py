@@ -1,0 +1,355 @@
+"""Physics-aware training (PAT): the model-based comparison for model-free Forward-Forward.
+
+After Wright et al., "Deep physical neural networks trained with backpropagation"
+(Nature, 2022). PAT trains the same architecture as :mod:`hilt.host.train.mfff`, blocks
+of a physical layer ``P_i`` followed by a digital Linear + ReLU ``D_i`` on its
+standardised measurement, but end to end, with a softmax head after the last block and
+cross-entropy. Backpropagation needs a gradient through each ``P_i``, which a physical
+system does not give, so PAT first fits a *digital twin* ``T_i`` (a small MLP) to
+measured ``(input, output)`` pairs, then trains with the hybrid
+
+    y = measured.detach() + T_i(x) - T_i(x).detach()
+
+whose value is the real measurement (the forward pass is the physics, with its noise
+and imperfections) and whose gradient is the twin's.
+
+Inputs
+    Block 0 gets the image (pixels / 16) with the *neutral* label appended
+    (:func:`~hilt.host.train.goodness.embed_neutral`): a constant that carries nothing,
+    there only so that PAT drives the very same physical layers (same widths, same
+    transmission matrices) as MF-FF. Block ``i + 1`` gets ``h_i`` normalised to unit
+    root mean square (:func:`~hilt.host.train.mfff.unit_rms`), as in MF-FF, but not
+    detached: the gradient flows through it.
+
+Twins
+    Block 0's physical layer sits on the data, with nothing trainable before it, so no
+    gradient has to cross it and it needs no twin. Each later physical layer gets one,
+    fitted before training on the measurements of two sets of inputs: the training
+    images' block inputs as the untrained network produces them (so the earlier blocks
+    are run once, and their standardisation is calibrated on the way) and
+    :attr:`PATConfig.twin_random` random inputs of the same kind (rectified Gaussian
+    vectors at unit root mean square), for coverage of where training will move. A
+    tenth of the pairs is held out to report each twin's error. All those measurements
+    are counted in :attr:`PATResult.twin_queries` and in the total queries.
+
+Counting
+    Queries are the change in the backends' ``stats.queries``, as in MF-FF. Digital
+    MACs count each Linear's ``in * out`` per sample and pass: forward; backward, the
+    weight gradient of every trained layer and the input gradient of every layer the
+    gradient has to cross (every digital layer but block 0's, every twin but only its
+    input gradient, since twins are frozen, and the head). The twin fit adds the passes
+    that produce its inputs, its training (forward, weight gradients, input gradient of
+    its second layer) and its held-out check. Inference costs forward passes only, with
+    no twin.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from hilt.host.backends.base import Backend
+from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, accuracy, digits_tensors, seeded
+from hilt.host.train.goodness import embed_neutral
+from hilt.host.train.mfff import (
+    Block,
+    check_flag,
+    check_int,
+    check_number,
+    check_physical,
+    input_width,
+    measure,
+    physical_queries,
+    unit_rms,
+)
+from hilt.quant.datasets import DigitsSplit
+
+HELD_OUT = 0.1
+"""Share of a twin's measured pairs kept out of its fit to report its error."""
+
+
+@dataclass(frozen=True)
+class PATConfig:
+    """Everything a PAT run depends on.
+
+    The defaults were set once, not tuned: the architecture of
+    :class:`~hilt.host.train.mfff.MFFFConfig`, Adam's usual 1e-3 (as the backprop
+    baseline uses), and a twin twice as wide as a block.
+
+    Attributes
+    ----------
+    blocks, hidden, skip
+        The architecture, as in :class:`~hilt.host.train.mfff.MFFFConfig`.
+    lr, epochs, batch_size, seed
+        Adam learning rate, epochs, samples per step, and the seed of the
+        initialisation, the shuffles and the twins' random inputs.
+    label_value
+        Amplitude of the neutral label (each of the 10 entries is ``label_value / 10``).
+    stats_momentum
+        Weight of a new batch in the running measurement statistics, in (0, 1].
+    twin_hidden, twin_epochs, twin_lr
+        Width of each twin's hidden layer, its training epochs and Adam learning rate.
+    twin_random
+        Random inputs measured for each twin, on top of the training set's.
+    """
+
+    blocks: int = 2
+    hidden: int = 256
+    skip: bool = False
+    lr: float = 1e-3
+    epochs: int = 20
+    batch_size: int = 64
+    seed: int = 0
+    label_value: float = 1.0
+    stats_momentum: float = 0.1
+    twin_hidden: int = 512
+    twin_epochs: int = 40
+    twin_lr: float = 1e-3
+    twin_random: int = 2000
+
+    def __post_init__(self) -> None:
+        check_int("blocks", self.blocks, 1)
+        check_int("hidden", self.hidden, 1)
+        check_flag("skip", self.skip)
+        check_number("lr", self.lr)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_number("label_value", self.label_value)
+        check_number("stats_momentum", self.stats_momentum, at_most=1.0)
+        check_int("twin_hidden", self.twin_hidden, 1)
+        check_int("twin_epochs", self.twin_epochs, 1)
+        check_number("twin_lr", self.twin_lr)
+        check_int("twin_random", self.twin_random, 0)
+
+
+def _mlp_macs(layers: Sequence[nn.Linear]) -> int:
+    return sum(layer.in_features * layer.out_features for layer in layers)
+
+
+class Twin(nn.Module):
+    """A digital twin of one physical layer: Linear + ReLU + Linear, fitted to measurements."""
+
+    def __init__(self, in_features: int, hidden: int, out_features: int) -> None:
+        super().__init__()
+        self.first = nn.Linear(in_features, hidden)
+        self.second = nn.Linear(hidden, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(F.relu(self.first(x)))
+
+    def macs(self) -> int:
+        """Multiply-accumulates of one forward pass of one sample."""
+        return _mlp_macs([self.first, self.second])
+
+
+class PATNet(nn.Module):
+    """The digital part of a PAT network: blocks, twins (block index -> twin) and the head."""
+
+    def __init__(self, config: PATConfig, physical: Sequence[Backend | None],
+                 pixels: int = 64) -> None:
+        super().__init__()
+        check_physical(physical, config.blocks, config.hidden, pixels)
+        self.config = config
+        self.blocks = nn.ModuleList()
+        self.twins = nn.ModuleDict()
+        for i, backend in enumerate(physical):
+            width = input_width(i, config.hidden, pixels)
+            measured = width if backend is None else backend.out_features
+            self.blocks.append(Block(width, measured, config.hidden,
+                                     skip=config.skip and backend is not None,
+                                     momentum=config.stats_momentum))
+            if i > 0 and backend is not None:
+                self.twins[str(i)] = Twin(width, config.twin_hidden, measured)
+        self.head = nn.Linear(config.hidden, NUM_CLASSES)
+
+    def inference_macs(self) -> int:
+        """Digital MACs to classify one sample: blocks and head, no twin."""
+        return sum(block.macs() for block in self.blocks) + _mlp_macs([self.head])
+
+    def step_macs(self) -> int:
+        """Digital MACs of one training sample in one step (module docstring)."""
+        blocks = sum((2 if i == 0 else 3) * block.macs() for i, block in enumerate(self.blocks))
+        twins = sum(2 * twin.macs() for twin in self.twins.values())
+        return blocks + twins + 3 * _mlp_macs([self.head])
+
+
+def _logits(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor, *,
+            train: bool) -> torch.Tensor:
+    """Class logits of pixels ``x``: the real measurements forward, the twins' gradients back.
+
+    ``train`` updates the standardisation statistics with the measurements.
+    """
+    u = embed_neutral(x, NUM_CLASSES, net.config.label_value)
+    for i, (block, backend) in enumerate(zip(net.blocks, physical, strict=True)):
+        m = measure(backend, u)
+        if train:
+            block.standardize.update(m.detach())
+        if backend is not None and str(i) in net.twins and u.requires_grad:
+            twin = net.twins[str(i)](u)
+            m = m + twin - twin.detach()
+        u = unit_rms(block(m, u))
+    return net.head(u)
+
+
+@torch.no_grad()
+def predict(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor) -> torch.Tensor:
+    """Predicted labels (N,) for pixels ``x`` (N, 64) in [0, 1], measured through ``physical``."""
+    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1])
+    return _logits(net, physical, x, train=False).argmax(dim=1)
+
+
+def evaluate(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor,
+             y: torch.Tensor) -> float:
+    """Accuracy of ``net`` on pixels ``x`` and labels ``y`` with the physical layers as they are."""
+    return accuracy(predict(net, physical, x), y)
+
+
+def _random_inputs(n: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` rectified Gaussian vectors at unit root mean square, like a block's inputs."""
+    return unit_rms(F.relu(torch.randn(n, width, generator=generator)))
+
+
+def _fit_twin(net: PATNet, physical: Sequence[Backend | None], index: int, x: torch.Tensor,
+              generator: torch.Generator) -> tuple[float, int]:
+    """Measure block ``index``'s physical layer and fit its twin; the twin's held-out
+    relative error (RMS error over the outputs' RMS deviation) and the MACs it took."""
+    config = net.config
+    macs = 0
+    with torch.no_grad():
+        u = embed_neutral(x, NUM_CLASSES, config.label_value)
+        for block, backend in zip(net.blocks[:index], physical[:index], strict=True):
+            m = measure(backend, u)
+            block.standardize.update(m)
+            u = unit_rms(block(m, u))
+            macs += len(x) * block.macs()
+        inputs = torch.cat([u, _random_inputs(config.twin_random, u.shape[1], generator)])
+        targets = measure(physical[index], inputs)
+    order = torch.randperm(len(inputs), generator=generator)
+    held = order[:max(1, int(HELD_OUT * len(inputs)))]
+    fit = order[len(held):]
+    twin = net.twins[str(index)]
+    optimizer = torch.optim.Adam(twin.parameters(), lr=config.twin_lr)
+    for _ in range(config.twin_epochs):
+        for batch in fit[torch.randperm(len(fit), generator=generator)].split(config.batch_size):
+            loss = F.mse_loss(twin(inputs[batch]), targets[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    macs += config.twin_epochs * len(fit) * (2 * twin.macs() + _mlp_macs([twin.second]))
+    twin.requires_grad_(False)
+    with torch.no_grad():
+        error = twin(inputs[held]) - targets[held]
+        spread = targets[held] - targets[held].mean(dim=0)
+    macs += len(held) * twin.macs()
+    return float(error.norm() / spread.norm()), macs
+
+
+@dataclass
+class PATResult:
+    """A finished PAT run and what it cost, in the same terms as
+    :class:`~hilt.host.train.mfff.MFFFResult`; per-sample figures divide by the training
+    samples and the epochs."""
+
+    config: PATConfig
+    net: PATNet
+    curves: TrainingCurves
+    """``loss[e]``: the mean cross-entropy of epoch ``e``, alone in its tuple."""
+    test_accuracy: float
+    """After the last epoch (never the best epoch)."""
+    queries: int
+    """Physical queries of the twin fits and the training steps."""
+    twin_queries: int
+    """The part of :attr:`queries` that fitted the twins."""
+    queries_per_sample: float
+    """:attr:`queries` per training sample per epoch."""
+    eval_queries: int
+    """Physical queries of the per-epoch train and test accuracy measurements."""
+    train_macs: int
+    """Digital MACs of the twin fits and the training steps."""
+    twin_macs: int
+    """The part of :attr:`train_macs` that fitted the twins."""
+    train_macs_per_sample: float
+    """:attr:`train_macs` per training sample per epoch."""
+    inference_macs: int
+    """Digital MACs to classify one sample."""
+    inference_queries: int
+    """Physical queries to classify one sample."""
+    twin_errors: dict[int, float]
+    """Held-out relative error of each block's twin, by block index."""
+    steps: int
+    """Optimiser steps taken."""
+    seconds: float
+    """Wall time of the twin fits, the training and the per-epoch evaluations."""
+
+
+def train_pat(split: DigitsSplit, physical: Sequence[Backend | None],
+              config: PATConfig | None = None, *, progress: bool = True) -> PATResult:
+    """Fit the twins, then train a :class:`PATNet` end to end through ``physical``.
+
+    ``physical`` holds one backend (or None) per block, as for
+    :func:`~hilt.host.train.mfff.train_mfff`. Deterministic for ``config.seed``, given
+    backends in the same state. ``progress`` shows a tqdm bar over the optimiser steps
+    with the running loss and accuracy.
+    """
+    config = config or PATConfig()
+    physical = list(physical)
+    x_train, y_train, x_test, y_test = digits_tensors(split)
+    start = time.perf_counter()
+    with seeded(config.seed) as generator:
+        net = PATNet(config, physical, x_train.shape[1])
+        before = physical_queries(physical)
+        twin_errors, twin_macs = {}, 0
+        for key in net.twins:
+            twin_errors[int(key)], macs = _fit_twin(net, physical, int(key), x_train, generator)
+            twin_macs += macs
+        twin_queries = physical_queries(physical) - before
+        parts = [*net.blocks, net.head]
+        optimizer = torch.optim.Adam([p for part in parts for p in part.parameters()],
+                                     lr=config.lr)
+        curves = TrainingCurves()
+        queries = eval_queries = steps = 0
+        steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+        with tqdm(total=config.epochs * steps_per_epoch, desc="pat",
+                  disable=not progress) as bar:
+            for _ in range(config.epochs):
+                total = 0.0
+                order = torch.randperm(len(x_train), generator=generator).split(config.batch_size)
+                for count, index in enumerate(order, 1):
+                    before = physical_queries(physical)
+                    loss = F.cross_entropy(_logits(net, physical, x_train[index], train=True),
+                                           y_train[index])
+                    queries += physical_queries(physical) - before
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += float(loss.detach())
+                    steps += 1
+                    bar.update()
+                    bar.set_postfix(loss=f"{total / count:.3f}",
+                                    train=f"{(curves.train_accuracy or [math.nan])[-1]:.3f}",
+                                    test=f"{(curves.test_accuracy or [math.nan])[-1]:.3f}")
+                before = physical_queries(physical)
+                curves.train_accuracy.append(evaluate(net, physical, x_train, y_train))
+                curves.test_accuracy.append(evaluate(net, physical, x_test, y_test))
+                eval_queries += physical_queries(physical) - before
+                curves.loss.append((total / len(order),))
+    samples_epochs = len(x_train) * config.epochs
+    train_macs = twin_macs + samples_epochs * net.step_macs()
+    return PATResult(
+        config=config, net=net, curves=curves, test_accuracy=curves.test_accuracy[-1],
+        queries=twin_queries + queries, twin_queries=twin_queries,
+        queries_per_sample=(twin_queries + queries) / samples_epochs,
+        eval_queries=eval_queries, train_macs=train_macs, twin_macs=twin_macs,
+        train_macs_per_sample=train_macs / samples_epochs,
+        inference_macs=net.inference_macs(),
+        inference_queries=sum(backend is not None for backend in physical),
+        twin_errors=twin_errors, steps=steps, seconds=time.perf_counter() - start,
+    )
