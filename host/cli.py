@@ -135,6 +135,22 @@ def _cmd_sim_synapse(args: argparse.Namespace) -> None:
         raise CheckFailed(f"first mismatch: {report.first_mismatch}")
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from hilt.host.train.run import run_training
+
+    out = args.out or Path("runs") / f"train-{args.algo}"
+    record = run_training(args.algo, out, backends=args.backend or (), dataset=args.dataset,
+                          epochs=args.epochs, seed=args.seed,
+                          checkpoint_every=args.checkpoint_every, resume=args.resume,
+                          progress=not args.quiet)
+    print(f"hilt: {args.algo} on {args.dataset}: test accuracy "
+          f"{record['test_accuracy']:.4f} in {record['seconds']:.1f} s")
+    if "queries_per_sample" in record:
+        print(f"  physical queries {record['queries_per_sample']:.2f} per sample per epoch, "
+              f"digital MACs {record['train_macs_per_sample']:.0f} per sample per epoch")
+    print(f"  results: {out / 'results.json'}, curves: {record['plot']}")
+
+
 def _cmd_synapse_sweep(args: argparse.Namespace) -> None:
     from hilt.host.synapse_sweep import run_sweep
 
@@ -337,6 +353,26 @@ def _parser() -> argparse.ArgumentParser:
     proof.add_argument("--seed", type=int, default=0)
     proof.set_defaults(run=_cmd_proof)
 
+    train = commands.add_parser(
+        "train", help="train on digits: Forward-Forward, backprop, or through backends")
+    train.add_argument("--algo", default="mfff",
+                       help="ff, backprop (digital, in-process), mfff (model-free "
+                            "Forward-Forward) or pat (physics-aware training); default mfff")
+    train.add_argument("--backend", action="append", default=None, metavar="URL",
+                       help="physical layer of each block for mfff/pat (once for all blocks "
+                            "or once per block; 'none' for no physical layer): "
+                            "physical:optical[?noise=0.01&drift=1e-3], physical:acoustic, "
+                            "serial:URL of an instrument; default physical:optical")
+    train.add_argument("--dataset", default="digits", help="digits (ships with the install)")
+    train.add_argument("--epochs", type=int, default=None, help="override the epochs")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, default=None, help="default runs/train-ALGO")
+    train.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
+                       help="mfff: write a checkpoint every STEPS optimiser steps")
+    train.add_argument("--resume", action="store_true",
+                       help="mfff: continue from the output folder's checkpoint")
+    train.set_defaults(run=_cmd_train)
+
     synth = commands.add_parser("synth", help="resource counts from Yosys for iCE40 UP5K")
     _add_array_options(synth)
     synth.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs")
@@ -349,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hilt.firmware.build import BuildError
     from hilt.firmware.flash import FlashError
     from hilt.firmware.synthesis import ToolchainNotFound
+    from hilt.host.backends import BackendError
+    from hilt.host.train.checkpoint import CheckpointError
     from hilt.sim.runner import SimulationError
 
     args = _parser().parse_args(argv)
@@ -360,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hilt: check failed: {failure}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, SimulationError, ToolchainNotFound, BuildError,
-            FlashError) as error:
+            FlashError, BackendError, CheckpointError) as error:
         logger.debug("details", exc_info=True)
         print(f"hilt: error: {error}", file=sys.stderr)
         return 2

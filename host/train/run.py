@@ -1,0 +1,176 @@
+"""One training run from the command line's choices, with its results written to a folder.
+
+``hilt train`` picks an algorithm, the backends it trains against (one per block for
+the model-free algorithms), the epochs and the seed, and :func:`run_training` writes
+``curves.png`` (learning curves) and ``results.json`` (accuracy, physical queries,
+digital multiply-accumulates, seconds, the curves, what each backend is) into the output
+folder. ``results.json`` is written last and whole, so a folder that has one holds a
+finished run; checkpoints go to ``checkpoints/`` under it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from hilt.host.backends import Backend, BackendError, open_backend
+from hilt.host.train.ff import TrainingCurves
+from hilt.quant.datasets import load_digits_split
+
+ALGORITHMS = ("ff", "backprop", "mfff", "pat")
+"""Forward-Forward and its backprop baseline (digital, in-process); model-free
+Forward-Forward and physics-aware training (through physical backends)."""
+DATASETS = ("digits",)
+PHYSICAL_OUT = 256
+"""Outputs of a ``physical:`` layer whose URL does not say ``out=``."""
+
+
+def block_urls(urls: Sequence[str], blocks: int, hidden: int) -> list[str | None]:
+    """One backend URL per block: one given URL serves every block; ``none`` is a block
+    without a physical layer; a ``physical:`` URL gets the block's input width (``in=``)
+    and ``out=256`` unless it says otherwise."""
+    from hilt.host.train.mfff import input_width
+
+    if len(urls) not in (1, blocks):
+        raise BackendError(f"give one --backend for every block or one for all {blocks}, "
+                           f"got {len(urls)}")
+    chosen = list(urls) * blocks if len(urls) == 1 else list(urls)
+    result: list[str | None] = []
+    for block, url in enumerate(chosen):
+        if url == "none":
+            result.append(None)
+            continue
+        if url.startswith("physical:"):
+            base, _, query = url.partition("?")
+            options = dict(parse_qsl(query))
+            options.setdefault("in", str(input_width(block, hidden)))
+            options.setdefault("out", str(PHYSICAL_OUT))
+            url = base + "?" + "&".join(f"{key}={value}" for key, value in options.items())
+        result.append(url)
+    return result
+
+
+def _open_all(urls: Sequence[str | None]) -> list[Backend | None]:
+    opened: list[Backend | None] = []
+    try:
+        for url in urls:
+            opened.append(None if url is None else open_backend(url))
+    except BaseException:
+        for backend in opened:
+            if backend is not None:
+                backend.close()
+        raise
+    return opened
+
+
+def plot_curves(curves: TrainingCurves, title: str, path: Path) -> Path:
+    """Accuracy and loss per epoch, side by side, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = range(1, len(curves.test_accuracy) + 1)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, curves.train_accuracy, label="train")
+    left.plot(epochs, curves.test_accuracy, label="test")
+    left.set(xlabel="epoch", ylabel="accuracy", title=title)
+    left.legend()
+    for part in range(len(curves.loss[0]) if curves.loss else 0):
+        values = [losses[part] for losses in curves.loss]
+        if not all(math.isnan(v) for v in values):
+            right.plot(epochs, values, label=f"part {part}")
+    right.set(xlabel="epoch", ylabel="loss", title="local losses")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(partial, path)
+
+
+def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (),
+                 dataset: str = "digits", epochs: int | None = None, seed: int = 0,
+                 checkpoint_every: int | None = None, resume: bool = False,
+                 progress: bool = True) -> dict[str, Any]:
+    """Train ``algorithm`` and write its results into ``out``; the results.
+
+    Raises
+    ------
+    ValueError
+        An unknown algorithm or dataset, or backends given to a digital algorithm.
+    BackendError
+        A backend URL that does not open, or a backend that does not fit the network.
+    CheckpointError
+        ``resume`` found a damaged checkpoint or one from another run.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)} (the data sets that "
+                         f"ship with the install), got {dataset!r}")
+    physical_algorithm = algorithm in ("mfff", "pat")
+    if backends and not physical_algorithm:
+        raise ValueError(f"{algorithm} trains digital layers in-process; --backend is for "
+                         f"mfff and pat")
+    if (checkpoint_every is not None or resume) and algorithm != "mfff":
+        raise ValueError("checkpoints are written by the mfff trainer only")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").unlink(missing_ok=True)
+    split = load_digits_split(seed)
+    record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset, "seed": seed}
+
+    if algorithm == "ff":
+        from hilt.host.train.ff import FFConfig, train_ff
+
+        config = FFConfig(seed=seed)
+        config = replace(config, epochs=epochs) if epochs else config
+        result = train_ff(split, config, progress=progress)
+    elif algorithm == "backprop":
+        from hilt.host.train.backprop import BackpropConfig, train_backprop
+
+        config = BackpropConfig(seed=seed)
+        config = replace(config, epochs=epochs) if epochs else config
+        result = train_backprop(split, config, progress=progress)
+    else:
+        from hilt.host.train.mfff import MFFFConfig, train_mfff
+        from hilt.host.train.pat import PATConfig, train_pat
+
+        config = (MFFFConfig if algorithm == "mfff" else PATConfig)(seed=seed)
+        config = replace(config, epochs=epochs) if epochs else config
+        urls = block_urls(backends or ["physical:optical"], config.blocks, config.hidden)
+        physical = _open_all(urls)
+        try:
+            record["backends"] = [None if b is None else b.describe() for b in physical]
+            if algorithm == "mfff":
+                result = train_mfff(split, physical, config, progress=progress,
+                                    checkpoint_dir=out / "checkpoints",
+                                    checkpoint_every=checkpoint_every, resume=resume)
+            else:
+                result = train_pat(split, physical, config, progress=progress)
+        finally:
+            for backend in physical:
+                if backend is not None:
+                    backend.close()
+        record.update({name: getattr(result, name) for name in (
+            "queries", "queries_per_sample", "train_macs_per_sample", "inference_macs",
+            "inference_queries")})
+
+    record.update({"config": asdict(config), "test_accuracy": result.test_accuracy,
+                   "seconds": round(result.seconds, 2), "curves": asdict(result.curves)})
+    record["plot"] = str(plot_curves(result.curves, f"{algorithm} on {dataset}",
+                                     out / "curves.png"))
+    _write_json(out / "results.json", record)
+    return record
