@@ -14,6 +14,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from hilt.host.physical.acoustic import AcousticLayer
 from hilt.host.physical.optical import OpticalLayer
@@ -191,7 +192,6 @@ def test_queries_count_measured_vectors(make):
 
 
 def test_torch_inputs_are_detached_to_numpy():
-    torch = pytest.importorskip("torch")
     system = OpticalLayer(12, 20, seed=1)
     x = torch.tensor(inputs(3), requires_grad=True)
     y = system.measure(x)
