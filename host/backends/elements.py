@@ -115,6 +115,13 @@ class Element(ABC):
         """``x`` if it is a batch this element takes (override to check values)."""
         return check_batch("inputs", x, self.in_features, -np.inf, np.inf, self.what)
 
+    def _integers(self, x: Any, low: int, high: int) -> np.ndarray:
+        """``x`` if it is a batch of integers in ``low..high``."""
+        array = check_batch("inputs", x, self.in_features, low, high, self.what)
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ElementError(f"inputs must be integers for {self.what}, got {array.dtype}")
+        return array
+
     def forward_payloads(self, x: Any) -> list[bytes]:
         """FORWARD payloads (target id first) of the batch, as many vectors a frame as fit."""
         x = self.check_inputs(x)
@@ -178,11 +185,7 @@ class ShiftArrayElement(Element):
     out_bytes = property(lambda self: self.layout.out_bytes)
 
     def check_inputs(self, x: Any) -> np.ndarray:
-        array = check_batch("inputs", x, self.in_features, self.layout.in_low,
-                            self.layout.in_high, self.what)
-        if not np.issubdtype(array.dtype, np.integer):
-            raise ElementError(f"inputs must be integers for {self.what}, got {array.dtype}")
-        return array
+        return self._integers(x, self.layout.in_low, self.layout.in_high)
 
     def pack_inputs(self, x: np.ndarray) -> bytes:
         return self.layout.pack_inputs(x)
@@ -265,11 +268,7 @@ class SynapseCrossbarElement(Element):
     out_bytes = property(lambda self: self.layout.out_bytes)
 
     def check_inputs(self, x: Any) -> np.ndarray:
-        array = check_batch("inputs", x, self.in_features, self.layout.in_low,
-                            self.layout.in_high, self.what)
-        if not np.issubdtype(array.dtype, np.integer):
-            raise ElementError(f"inputs must be integers for {self.what}, got {array.dtype}")
-        return array
+        return self._integers(x, self.layout.in_low, self.layout.in_high)
 
     def pack_inputs(self, x: np.ndarray) -> bytes:
         return self.layout.pack_inputs(x.tolist())
