@@ -374,6 +374,22 @@ def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
                                f"{width} ({what}); {_suggest(backend.url, width)}")
 
 
+def build_blocks(config: Any, physical: Sequence[Backend | None],
+                 pixels: int = 64) -> nn.ModuleList:
+    """One digital :class:`Block` per physical layer (checked first), each sized to its
+    block's input and to what its layer measures; MF-FF and PAT share the architecture
+    (``config`` is an :class:`MFFFConfig` or a :class:`~hilt.host.train.pat.PATConfig`)."""
+    check_physical(physical, config.blocks, config.hidden, pixels)
+    blocks = nn.ModuleList()
+    for i, backend in enumerate(physical):
+        width = input_width(i, config.hidden, pixels)
+        measured = width if backend is None else backend.out_features
+        blocks.append(Block(width, measured, config.hidden,
+                            skip=config.skip and backend is not None,
+                            momentum=config.stats_momentum))
+    return blocks
+
+
 class MFFFNet(nn.Module):
     """The trainable, digital part of an MF-FF network: one :class:`Block` per physical layer,
     and the softmax head if the config has one.
@@ -386,15 +402,8 @@ class MFFFNet(nn.Module):
     def __init__(self, config: MFFFConfig, physical: Sequence[Backend | None],
                  pixels: int = 64) -> None:
         super().__init__()
-        check_physical(physical, config.blocks, config.hidden, pixels)
         self.config = config
-        self.blocks = nn.ModuleList()
-        for i, backend in enumerate(physical):
-            width = input_width(i, config.hidden, pixels)
-            measured = width if backend is None else backend.out_features
-            self.blocks.append(Block(width, measured, config.hidden,
-                                     skip=config.skip and backend is not None,
-                                     momentum=config.stats_momentum))
+        self.blocks = build_blocks(config, physical, pixels)
         self.head: nn.Linear | None = None
         if config.classifier == "softmax":
             self.head = nn.Linear(config.blocks * config.hidden, NUM_CLASSES)

@@ -59,12 +59,11 @@ from hilt.host.backends.base import Backend
 from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, accuracy, digits_tensors, seeded
 from hilt.host.train.goodness import embed_neutral
 from hilt.host.train.mfff import (
-    Block,
+    build_blocks,
     check_flag,
     check_int,
     check_number,
     check_physical,
-    input_width,
     measure,
     physical_queries,
     unit_rms,
@@ -156,18 +155,12 @@ class PATNet(nn.Module):
     def __init__(self, config: PATConfig, physical: Sequence[Backend | None],
                  pixels: int = 64) -> None:
         super().__init__()
-        check_physical(physical, config.blocks, config.hidden, pixels)
         self.config = config
-        self.blocks = nn.ModuleList()
-        self.twins = nn.ModuleDict()
-        for i, backend in enumerate(physical):
-            width = input_width(i, config.hidden, pixels)
-            measured = width if backend is None else backend.out_features
-            self.blocks.append(Block(width, measured, config.hidden,
-                                     skip=config.skip and backend is not None,
-                                     momentum=config.stats_momentum))
-            if i > 0 and backend is not None:
-                self.twins[str(i)] = Twin(width, config.twin_hidden, measured)
+        self.blocks = build_blocks(config, physical, pixels)
+        self.twins = nn.ModuleDict({
+            str(i): Twin(block.in_features, config.twin_hidden, backend.out_features)
+            for i, (block, backend) in enumerate(zip(self.blocks, physical, strict=True))
+            if i > 0 and backend is not None})
         self.head = nn.Linear(config.hidden, NUM_CLASSES)
 
     def inference_macs(self) -> int:
