@@ -139,10 +139,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from hilt.host.train.run import run_training
 
     out = args.out or Path("runs") / f"train-{args.algo}"
+    overrides = {}
+    for item in args.set or ():
+        name, equals, value = item.partition("=")
+        if not equals or not name:
+            raise ValueError(f"--set takes NAME=VALUE, got {item!r}")
+        overrides[name] = value
     record = run_training(args.algo, out, backends=args.backend or (), dataset=args.dataset,
                           epochs=args.epochs, seed=args.seed,
                           checkpoint_every=args.checkpoint_every, resume=args.resume,
-                          progress=not args.quiet)
+                          progress=not args.quiet, overrides=overrides)
     print(f"hilt: {args.algo} on {args.dataset}: test accuracy "
           f"{record['test_accuracy']:.4f} in {record['seconds']:.1f} s")
     if "queries_per_sample" in record:
@@ -243,7 +249,24 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    _run_proof("pow2", args.sim, args.out, args.seed)
+    from hilt.host.train.demo import demo_url, run_demo
+
+    sim = args.sim
+    url = demo_url(args.board, args.pe, sim)
+    print(f"hilt: model-free Forward-Forward on digits against {url}: the board's firmware "
+          f"in RTL simulation behind its UART (the first run compiles it)")
+    record = run_demo(args.out, board=args.board, pe=args.pe, sim=sim, epochs=args.epochs,
+                      seed=args.seed, progress=not args.quiet)
+    layer = record["backends"][0]
+    print(f"  board: {layer['board']['board']} {layer['board']['kind']} "
+          f"{layer['in_features']} -> {layer['out_features']}, random configuration seed "
+          f"{layer['board_layer']['seed']}")
+    print(f"  test accuracy {record['test_accuracy']:.4f} after {args.epochs} epochs, "
+          f"{record['queries']} board queries in training "
+          f"({record['queries_per_sample']:.0f} per sample per epoch), "
+          f"{record['seconds']:.0f} s")
+    print(f"  summary: {Path(args.out) / 'results.json'}")
+    print(f"  curves:  {record['plot']}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -253,8 +276,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser(
-        "demo", help="train a power-of-two MLP on digits and check it bit for bit in RTL")
-    demo.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
+        "demo", help="model-free Forward-Forward on digits against a co-simulated board")
+    demo.add_argument("--board", default="icebreaker", help="icebreaker or ulx3s")
+    demo.add_argument("--pe", default="binary",
+                      help="the element the board's firmware carries: binary, shift, synapse")
+    demo.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
+    demo.add_argument("--epochs", type=int, default=4)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
@@ -366,6 +393,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", default="digits", help="digits (ships with the install)")
     train.add_argument("--epochs", type=int, default=None, help="override the epochs")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--set", action="append", default=None, metavar="NAME=VALUE",
+                       help="set a field of the algorithm's config, e.g. hidden=64, "
+                            "label=blank, skip=true (repeat for several)")
     train.add_argument("--out", type=Path, default=None, help="default runs/train-ALGO")
     train.add_argument("--checkpoint-every", type=int, default=None, metavar="STEPS",
                        help="mfff: write a checkpoint every STEPS optimiser steps")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -30,7 +31,7 @@ from hilt.host.train.goodness import (
     normalize,
     symmetric_loss,
 )
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import DIGITS_BLANK_PIXELS, DigitsSplit, load_digits_split
 
 C = 10
 
@@ -106,6 +107,25 @@ def test_embed_label_appends_a_one_hot_of_the_given_amplitude_after_the_features
     assert torch.allclose(neutral[:, 3:], torch.full((2, 4), 0.125))
     with pytest.raises(ValueError, match="labels"):
         embed_label(x, torch.tensor([1]), num_classes=4, value=1.0)
+
+
+def test_a_label_written_into_chosen_features_keeps_the_width():
+    x = torch.arange(12, dtype=torch.float32).view(2, 6)
+    embedded = embed_label(x, torch.tensor([1, 0]), num_classes=2, value=0.5, into=(4, 0))
+    assert embedded.tolist() == [[0.5, 1, 2, 3, 0, 5], [0, 7, 8, 9, 0.5, 11]]
+    neutral = embed_neutral(x, num_classes=2, value=0.5, into=(4, 0))
+    assert neutral[:, [4, 0]].tolist() == [[0.25, 0.25]] * 2 and torch.equal(x[:, 1:4],
+                                                                            neutral[:, 1:4])
+    for into in ((0,), (0, 0), (0, 6)):
+        with pytest.raises(ValueError, match="into must name 2 distinct feature columns"):
+            embed_label(x, torch.tensor([1, 0]), num_classes=2, value=0.5, into=into)
+
+
+def test_the_blank_digits_pixels_carry_almost_no_ink():
+    pixels = load_digits_split(0)
+    images = np.concatenate([pixels.x_train, pixels.x_test])
+    assert images[:, list(DIGITS_BLANK_PIXELS)].var(axis=0).max() <= 0.05
+    assert len(set(DIGITS_BLANK_PIXELS)) == 10
 
 
 @settings(max_examples=100, deadline=None)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+import torch
 
 from hilt.host.cli import main
 from hilt.host.train.run import block_urls
@@ -61,3 +66,55 @@ def test_a_corrupt_checkpoint_stops_the_resume(tmp_path, capsys):
 def test_block_urls_fill_in_the_widths():
     assert block_urls(["physical:acoustic?gain=3", "none"], 2, 128) == [
         "physical:acoustic?gain=3&in=74&out=256", None]
+
+
+def test_config_fields_are_set_by_name(tmp_path):
+    assert main(["-q", "train", "--algo", "ff", "--epochs", "1", "--out", str(tmp_path),
+                 "--set", "hidden=32,16", "--set", "classifier=softmax"]) == 0
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["config"]["hidden"] == [32, 16]
+    assert record["config"]["classifier"] == "softmax"
+    weights = torch.load(tmp_path / "model.pt")
+    assert [tuple(w.shape) for name, w in weights.items() if name.endswith("weight")][:2] \
+        == [(32, 74), (16, 32)]
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("hiden=3", "MFFFConfig has no such field; accepted: blocks, hidden"),
+    ("hidden=many", "--set hidden='many': accepted a value of type int"),
+    ("skip=yes", "--set skip='yes': accepted a value of type bool"),
+    ("label=top", r"label = 'top': accepted \('append', 'blank'\)"),
+    ("hidden", "--set takes NAME=VALUE, got 'hidden'"),
+])
+def test_a_bad_setting_is_named(tmp_path, capsys, setting, message):
+    assert main(["-q", "train", "--epochs", "1", "--out", str(tmp_path), "--set", setting]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "results.json").exists()
+
+
+def _train(out, *extra):
+    return [sys.executable, "-m", "hilt", "-q", "train", "--algo", "mfff", "--epochs", "3",
+            "--backend", "physical:optical?noise=0.01&drift=0.001", "--set", "hidden=128",
+            "--out", str(out), "--checkpoint-every", "4", *extra]
+
+
+def test_a_killed_run_resumed_from_the_command_line_ends_as_an_uninterrupted_one(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(_train(whole), check=True, timeout=600)
+    process = subprocess.Popen(_train(killed))
+    checkpoint = killed / "checkpoints" / "mfff.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (killed / "results.json").exists()
+    subprocess.run(_train(killed, "--resume"), check=True, timeout=600)
+
+    first = json.loads((whole / "results.json").read_text())
+    second = json.loads((killed / "results.json").read_text())
+    for key in ("test_accuracy", "curves", "queries", "config"):
+        assert first[key] == second[key], key
+    a, b = torch.load(whole / "model.pt"), torch.load(killed / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -10,15 +10,17 @@ only sees activities read back from a device can share them.
 Label embedding
     Hinton overwrites the first ten pixels of MNIST, which lie in its blank border. The
     8x8 digits have no such border (their first ten pixels, the top row and the start of
-    the second, carry ink), so the label is *concatenated* as a one-hot of amplitude
-    ``value`` after the features: an input of ``F`` features becomes ``F + num_classes``
-    wide, features first, label last. Every trainer in this package uses that layout
-    (see :func:`embed_label`).
+    the second, carry ink), so by default the label is *concatenated* as a one-hot of
+    amplitude ``value`` after the features: an input of ``F`` features becomes
+    ``F + num_classes`` wide, features first, label last. Where the input width is fixed
+    (a board's processing element takes exactly 64), the label can instead be written
+    *into* ten chosen features (``into``; the digits have ten nearly blank pixels,
+    :data:`hilt.quant.datasets.DIGITS_BLANK_PIXELS`), and the width stays ``F``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -97,30 +99,47 @@ def local_loss(
     return LOSSES[name](g_pos, g_neg, threshold=threshold, alpha=alpha)
 
 
-def embed_label(
-    x: torch.Tensor, labels: torch.Tensor, num_classes: int, value: float
-) -> torch.Tensor:
-    """Inputs ``x`` (N, F) with labels appended as a one-hot of amplitude ``value``: (N, F + C).
+def _place(x: torch.Tensor, label: torch.Tensor, into: Sequence[int] | None) -> torch.Tensor:
+    """``label`` (N, C) appended to ``x`` (N, F), or written over its columns ``into``."""
+    if into is None:
+        return torch.cat([x, label], dim=1)
+    columns = list(into)
+    if len(columns) != label.shape[1] or len(set(columns)) != len(columns) \
+            or not all(0 <= c < x.shape[1] for c in columns):
+        raise ValueError(f"into must name {label.shape[1]} distinct feature columns of "
+                         f"0..{x.shape[1] - 1}, got {columns}")
+    placed = x.clone()
+    placed[:, columns] = label
+    return placed
 
-    Concatenation rather than Hinton's overwrite of the first pixels, so that no feature
-    is lost and the label is equally visible for every image (see the module docstring).
+
+def embed_label(
+    x: torch.Tensor, labels: torch.Tensor, num_classes: int, value: float,
+    into: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Inputs ``x`` (N, F) with labels as a one-hot of amplitude ``value``: appended,
+    (N, F + C), or written over the ``C`` feature columns ``into``, (N, F).
+
+    Concatenation, the default, loses no feature and shows the label equally for every
+    image (see the module docstring).
     """
     if x.dim() != 2 or labels.shape != (x.shape[0],):
         raise ValueError(
             f"x must be (N, F) and labels (N,), got {tuple(x.shape)} and {tuple(labels.shape)}"
         )
     one_hot = F.one_hot(labels.long(), num_classes).to(x.dtype) * value
-    return torch.cat([x, one_hot], dim=1)
+    return _place(x, one_hot, into)
 
 
-def embed_neutral(x: torch.Tensor, num_classes: int, value: float) -> torch.Tensor:
-    """Inputs ``x`` (N, F) with the neutral label appended: every class at ``value / C``.
-
-    The same layout as :func:`embed_label`, carrying no preference for any class; a softmax
-    head reads the activities this input produces.
+def embed_neutral(
+    x: torch.Tensor, num_classes: int, value: float, into: Sequence[int] | None = None
+) -> torch.Tensor:
+    """Inputs ``x`` (N, F) with the neutral label, every class at ``value / C``, placed as
+    :func:`embed_label` places a label; it carries no preference for any class, and a
+    softmax head reads the activities it produces.
     """
     neutral = torch.full((x.shape[0], num_classes), value / num_classes, dtype=x.dtype)
-    return torch.cat([x, neutral], dim=1)
+    return _place(x, neutral, into)
 
 
 def negative_labels(

@@ -14,7 +14,9 @@ Data flow of one block ``i``::
     u_i --P_i--> m_i --standardise--> z_i --D_i (+ u_i with skip)--> h_i --> u_{i+1}
 
 ``u_0`` is the image (pixels / 16) with the label appended as a one-hot of amplitude
-:attr:`MFFFConfig.label_value` (:func:`~hilt.host.train.goodness.embed_label`, 74 wide).
+:attr:`MFFFConfig.label_value` (:func:`~hilt.host.train.goodness.embed_label`, 74 wide),
+or, with ``label="blank"``, written into the ten blank pixels (64 wide, the input width
+of a board's element).
 ``u_{i+1}`` is ``h_i`` length-normalised (:func:`~hilt.host.train.goodness.normalize`)
 and detached, scaled by ``sqrt(width)`` so that its entries have unit root mean square:
 the next physical layer gets O(1) inputs whatever the width, the range the simulated
@@ -115,10 +117,14 @@ from hilt.host.train.goodness import (
     negative_labels,
     normalize,
 )
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import DIGITS_BLANK_PIXELS, DigitsSplit
 
 SCHEDULES = ("joint", "greedy")
 """How blocks take turns: all on every batch, or one after the other."""
+
+LABEL_PLACES = ("append", "blank")
+"""Where block 0's input carries the label: after the pixels, or in the ten blank pixels
+(:data:`~hilt.quant.datasets.DIGITS_BLANK_PIXELS`), which keeps the input 64 wide."""
 
 CLASSIFIERS = ("softmax", "goodness")
 """How a trained net is read out: a softmax head on neutral-label activities, or goodness."""
@@ -204,6 +210,8 @@ class MFFFConfig:
         initialisation, the shuffles and the negative labels.
     label_value
         Amplitude of the one-hot label appended to the pixels (scaled to [0, 1]).
+    label
+        "append" (74 inputs to block 0) or "blank" (written into the blank pixels, 64).
     classifier
         "softmax" (a head on the neutral-label activities) or "goodness" (best label).
     stats_momentum
@@ -223,6 +231,7 @@ class MFFFConfig:
     batch_size: int = 64
     seed: int = 0
     label_value: float = 1.0
+    label: str = "append"
     classifier: str = "softmax"
     stats_momentum: float = 0.1
 
@@ -240,6 +249,7 @@ class MFFFConfig:
         check_int("batch_size", self.batch_size, 1)
         check_int("seed", self.seed, 0)
         check_number("label_value", self.label_value)
+        check_choice("label", self.label, LABEL_PLACES)
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_number("stats_momentum", self.stats_momentum, at_most=1.0)
 
@@ -328,9 +338,18 @@ def unit_rms(h: torch.Tensor) -> torch.Tensor:
     return normalize(h) * math.sqrt(h.shape[1])
 
 
-def input_width(block: int, hidden: int, pixels: int = 64) -> int:
-    """Width of block ``block``'s input: pixels plus label for block 0, ``hidden`` after."""
-    return pixels + NUM_CLASSES if block == 0 else hidden
+def input_width(block: int, hidden: int, pixels: int = 64, label: str = "append") -> int:
+    """Width of block ``block``'s input: the pixels and the label (appended, or in the
+    blank pixels) for block 0, ``hidden`` after."""
+    if block > 0:
+        return hidden
+    return pixels + (NUM_CLASSES if label == "append" else 0)
+
+
+def label_columns(config: Any) -> tuple[int, ...] | None:
+    """The pixels block 0's label is written into, or None where it is appended
+    (``config`` is an :class:`MFFFConfig` or a :class:`~hilt.host.train.pat.PATConfig`)."""
+    return DIGITS_BLANK_PIXELS if config.label == "blank" else None
 
 
 def _suggest(url: str, width: int) -> str:
@@ -345,7 +364,7 @@ def _suggest(url: str, width: int) -> str:
 
 
 def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
-                   pixels: int = 64) -> None:
+                   pixels: int = 64, label: str = "append") -> None:
     """Refuse physical layers that do not fit ``blocks`` blocks of width ``hidden``, naming
     the block and what would fit.
 
@@ -365,10 +384,12 @@ def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
         if not isinstance(backend, Backend):
             raise ValueError(f"physical[{i}] = {backend!r}: accepted a Backend or None")
         backend.require("forward", why=f"block {i} measures its inputs through it")
-        width = input_width(i, hidden, pixels)
+        width = input_width(i, hidden, pixels, label)
         if backend.in_features != width:
-            what = (f"{pixels} pixels + {NUM_CLASSES} label entries" if i == 0
-                    else f"block {i - 1}'s {hidden} activities")
+            carried = f" + {NUM_CLASSES} label entries" if label == "append" else \
+                " with the label in its blank pixels"
+            what = f"{pixels} pixels{carried}" if i == 0 else \
+                f"block {i - 1}'s {hidden} activities"
             raise BackendError(f"block {i}: its physical layer {backend.url} takes "
                                f"{backend.in_features} features but the block's input has "
                                f"{width} ({what}); {_suggest(backend.url, width)}")
@@ -379,10 +400,10 @@ def build_blocks(config: Any, physical: Sequence[Backend | None],
     """One digital :class:`Block` per physical layer (checked first), each sized to its
     block's input and to what its layer measures; MF-FF and PAT share the architecture
     (``config`` is an :class:`MFFFConfig` or a :class:`~hilt.host.train.pat.PATConfig`)."""
-    check_physical(physical, config.blocks, config.hidden, pixels)
+    check_physical(physical, config.blocks, config.hidden, pixels, config.label)
     blocks = nn.ModuleList()
     for i, backend in enumerate(physical):
-        width = input_width(i, config.hidden, pixels)
+        width = input_width(i, config.hidden, pixels, config.label)
         measured = width if backend is None else backend.out_features
         blocks.append(Block(width, measured, config.hidden,
                             skip=config.skip and backend is not None,
@@ -428,15 +449,17 @@ def measure(backend: Backend | None, u: torch.Tensor) -> torch.Tensor:
 
 
 def physical_queries(physical: Sequence[Backend | None]) -> int:
-    """Input vectors measured so far by all the backends in ``physical``."""
-    return sum(backend.stats.queries for backend in physical if backend is not None)
+    """Input vectors measured so far by all the backends in ``physical``, each counted once
+    where one serves several blocks."""
+    distinct = {id(backend.stats): backend.stats for backend in physical if backend is not None}
+    return sum(stats.queries for stats in distinct.values())
 
 
 @torch.no_grad()
 def head_features(net: MFFFNet, physical: Sequence[Backend | None],
                   x: torch.Tensor) -> torch.Tensor:
     """What the softmax head reads: every block's unit-RMS activities for the neutral label."""
-    u = embed_neutral(x, NUM_CLASSES, net.config.label_value)
+    u = embed_neutral(x, NUM_CLASSES, net.config.label_value, label_columns(net.config))
     features = []
     for block, backend in zip(net.blocks, physical, strict=True):
         u = unit_rms(block(measure(backend, u), u))
@@ -453,7 +476,8 @@ def label_goodness(net: MFFFNet, physical: Sequence[Backend | None],
     """
     n = len(x)
     labels = torch.arange(NUM_CLASSES).repeat_interleave(n)
-    u = embed_label(x.repeat(NUM_CLASSES, 1), labels, NUM_CLASSES, net.config.label_value)
+    u = embed_label(x.repeat(NUM_CLASSES, 1), labels, NUM_CLASSES, net.config.label_value,
+                    label_columns(net.config))
     scores = torch.zeros(NUM_CLASSES * n)
     for block, backend in zip(net.blocks, physical, strict=True):
         h = block(measure(backend, u), u)
@@ -468,7 +492,8 @@ def predict(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor) -
 
     The standardisation statistics stay as they are: predicting learns nothing.
     """
-    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1])
+    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1],
+                   net.config.label)
     if net.head is not None:
         return net.head(head_features(net, physical, x)).argmax(dim=1)
     return label_goodness(net, physical, x).argmax(dim=1)
@@ -522,11 +547,11 @@ def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tenso
     """The losses of one batch (per block, None for an untrained one, then the head's)
     and the digital MACs it took; updates the standardisation statistics, no optimiser step."""
     config = net.config
-    n, value = len(x), config.label_value
+    n, value, into = len(x), config.label_value, label_columns(config)
     wrong = negative_labels(y, NUM_CLASSES, generator)
-    signed = torch.cat([embed_label(x, y, NUM_CLASSES, value),
-                        embed_label(x, wrong, NUM_CLASSES, value)])
-    neutral = embed_neutral(x, NUM_CLASSES, value) if net.head is not None else None
+    signed = torch.cat([embed_label(x, y, NUM_CLASSES, value, into),
+                        embed_label(x, wrong, NUM_CLASSES, value, into)])
+    neutral = embed_neutral(x, NUM_CLASSES, value, into) if net.head is not None else None
     last_signed = max(trained)
     losses: list[torch.Tensor | None] = [None] * len(net.blocks)
     features = []

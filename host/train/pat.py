@@ -59,11 +59,14 @@ from hilt.host.backends.base import Backend
 from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, accuracy, digits_tensors, seeded
 from hilt.host.train.goodness import embed_neutral
 from hilt.host.train.mfff import (
+    LABEL_PLACES,
     build_blocks,
+    check_choice,
     check_flag,
     check_int,
     check_number,
     check_physical,
+    label_columns,
     measure,
     physical_queries,
     unit_rms,
@@ -91,6 +94,8 @@ class PATConfig:
         initialisation, the shuffles and the twins' random inputs.
     label_value
         Amplitude of the neutral label (each of the 10 entries is ``label_value / 10``).
+    label
+        Where it goes, as :attr:`~hilt.host.train.mfff.MFFFConfig.label` says.
     stats_momentum
         Weight of a new batch in the running measurement statistics, in (0, 1].
     twin_hidden, twin_epochs, twin_lr
@@ -107,6 +112,7 @@ class PATConfig:
     batch_size: int = 64
     seed: int = 0
     label_value: float = 1.0
+    label: str = "append"
     stats_momentum: float = 0.1
     twin_hidden: int = 512
     twin_epochs: int = 40
@@ -122,6 +128,7 @@ class PATConfig:
         check_int("batch_size", self.batch_size, 1)
         check_int("seed", self.seed, 0)
         check_number("label_value", self.label_value)
+        check_choice("label", self.label, LABEL_PLACES)
         check_number("stats_momentum", self.stats_momentum, at_most=1.0)
         check_int("twin_hidden", self.twin_hidden, 1)
         check_int("twin_epochs", self.twin_epochs, 1)
@@ -180,7 +187,7 @@ def _logits(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor, *,
 
     ``train`` updates the standardisation statistics with the measurements.
     """
-    u = embed_neutral(x, NUM_CLASSES, net.config.label_value)
+    u = embed_neutral(x, NUM_CLASSES, net.config.label_value, label_columns(net.config))
     for i, (block, backend) in enumerate(zip(net.blocks, physical, strict=True)):
         m = measure(backend, u)
         if train:
@@ -195,7 +202,8 @@ def _logits(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor, *,
 @torch.no_grad()
 def predict(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor) -> torch.Tensor:
     """Predicted labels (N,) for pixels ``x`` (N, 64) in [0, 1], measured through ``physical``."""
-    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1])
+    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1],
+                   net.config.label)
     return _logits(net, physical, x, train=False).argmax(dim=1)
 
 
@@ -217,7 +225,7 @@ def _fit_twin(net: PATNet, physical: Sequence[Backend | None], index: int, x: to
     config = net.config
     macs = 0
     with torch.no_grad():
-        u = embed_neutral(x, NUM_CLASSES, config.label_value)
+        u = embed_neutral(x, NUM_CLASSES, config.label_value, label_columns(config))
         for block, backend in zip(net.blocks[:index], physical[:index], strict=True):
             m = measure(backend, u)
             block.standardize.update(m)

@@ -1,11 +1,13 @@
 """One training run from the command line's choices, with its results written to a folder.
 
 ``hilt train`` picks an algorithm, the backends it trains against (one per block for
-the model-free algorithms), the epochs and the seed, and :func:`run_training` writes
+the model-free algorithms), the epochs, the seed and any field of the algorithm's config
+(``--set NAME=VALUE``), and :func:`run_training` writes
 ``curves.png`` (learning curves) and ``results.json`` (accuracy, physical queries,
 digital multiply-accumulates, seconds, the curves, what each backend is) into the output
-folder. ``results.json`` is written last and whole, so a folder that has one holds a
-finished run; checkpoints go to ``checkpoints/`` under it.
+folder, with the trained digital parameters in ``model.pt`` (a torch state dict).
+``results.json`` is written last and whole, so a folder that has one holds a finished
+run; checkpoints go to ``checkpoints/`` under it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 from urllib.parse import parse_qsl
 
+import torch
+
 from hilt.host.backends import Backend, BackendError, open_backend
+from hilt.host.backends.board_layer import as_layer
 from hilt.host.train.ff import TrainingCurves
 from hilt.quant.datasets import load_digits_split
 
@@ -31,10 +37,12 @@ PHYSICAL_OUT = 256
 """Outputs of a ``physical:`` layer whose URL does not say ``out=``."""
 
 
-def block_urls(urls: Sequence[str], blocks: int, hidden: int) -> list[str | None]:
+def block_urls(urls: Sequence[str], blocks: int, hidden: int,
+               label: str = "append") -> list[str | None]:
     """One backend URL per block: one given URL serves every block; ``none`` is a block
     without a physical layer; a ``physical:`` URL gets the block's input width (``in=``)
-    and ``out=256`` unless it says otherwise."""
+    and ``out=256`` unless it says otherwise. Blocks with the same board URL share that
+    one board (see :func:`open_layers`)."""
     from hilt.host.train.mfff import input_width
 
     if len(urls) not in (1, blocks):
@@ -49,24 +57,70 @@ def block_urls(urls: Sequence[str], blocks: int, hidden: int) -> list[str | None
         if url.startswith("physical:"):
             base, _, query = url.partition("?")
             options = dict(parse_qsl(query))
-            options.setdefault("in", str(input_width(block, hidden)))
+            options.setdefault("in", str(input_width(block, hidden, label=label)))
             options.setdefault("out", str(PHYSICAL_OUT))
             url = base + "?" + "&".join(f"{key}={value}" for key, value in options.items())
         result.append(url)
     return result
 
 
-def _open_all(urls: Sequence[str | None]) -> list[Backend | None]:
-    opened: list[Backend | None] = []
+def open_layers(urls: Sequence[str | None], seed: int = 0) -> list[Backend | None]:
+    """The physical layer of every block: each distinct URL opened once, a board's element
+    as a :class:`~hilt.host.backends.board_layer.BoardLayer` with the random configuration
+    of ``seed``; None stays None. What was opened is closed again if one fails."""
+    opened: dict[str, Backend] = {}
     try:
         for url in urls:
-            opened.append(None if url is None else open_backend(url))
+            if url is not None and url not in opened:
+                backend = open_backend(url)
+                opened[url] = backend  # closed below if the wrapping fails
+                opened[url] = as_layer(backend, seed)
     except BaseException:
-        for backend in opened:
-            if backend is not None:
-                backend.close()
+        close_layers(opened.values())
         raise
-    return opened
+    return [None if url is None else opened[url] for url in urls]
+
+
+def close_layers(layers: Sequence[Backend | None]) -> None:
+    """Close every distinct backend in ``layers`` once."""
+    for backend in {id(b): b for b in layers if b is not None}.values():
+        backend.close()
+
+
+def _convert(text: str, hint: Any) -> Any:
+    """``text`` as a value of the type ``hint`` (bool, int, float, str, a tuple of ints,
+    or one of them or None); ValueError if it is not one."""
+    options = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    if type(None) in options and text.lower() == "none":
+        return None
+    kind = next(option for option in options if option is not type(None))
+    if get_origin(kind) is tuple:
+        return tuple(int(part) for part in text.split(","))
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(text)
+        return text.lower() == "true"
+    return kind(text)
+
+
+def configure(config: Any, overrides: Mapping[str, str]) -> Any:
+    """``config`` (a dataclass) with fields replaced by the texts in ``overrides``, each
+    converted to the field's type (a tuple as ``256,256``, None as ``none``); an unknown
+    name or a text that does not convert is a ValueError naming it and what is accepted."""
+    hints = get_type_hints(type(config))
+    names = [field.name for field in fields(config)]
+    changes: dict[str, Any] = {}
+    for name, text in overrides.items():
+        if name not in names:
+            raise ValueError(f"--set {name}: {type(config).__name__} has no such field; "
+                             f"accepted: {', '.join(names)}")
+        try:
+            changes[name] = _convert(text, hints[name])
+        except ValueError:
+            hint = hints[name]
+            raise ValueError(f"--set {name}={text!r}: accepted a value of type "
+                             f"{getattr(hint, '__name__', hint)}") from None
+    return replace(config, **changes)
 
 
 def plot_curves(curves: TrainingCurves, title: str, path: Path) -> Path:
@@ -100,11 +154,21 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
+def _config(config: Any, overrides: Mapping[str, str] | None, epochs: int | None,
+            seed: int) -> Any:
+    config = configure(config, overrides or {})
+    return replace(config, seed=seed, **({"epochs": epochs} if epochs else {}))
+
+
 def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (),
                  dataset: str = "digits", epochs: int | None = None, seed: int = 0,
                  checkpoint_every: int | None = None, resume: bool = False,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True,
+                 overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Train ``algorithm`` and write its results into ``out``; the results.
+
+    ``overrides`` set fields of the algorithm's config by name, from text (see
+    :func:`configure`); ``epochs`` and ``seed`` win over them.
 
     Raises
     ------
@@ -129,29 +193,29 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").unlink(missing_ok=True)
+    (out / "model.pt").unlink(missing_ok=True)
     split = load_digits_split(seed)
     record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset, "seed": seed}
 
     if algorithm == "ff":
         from hilt.host.train.ff import FFConfig, train_ff
 
-        config = FFConfig(seed=seed)
-        config = replace(config, epochs=epochs) if epochs else config
+        config = _config(FFConfig(), overrides, epochs, seed)
         result = train_ff(split, config, progress=progress)
     elif algorithm == "backprop":
         from hilt.host.train.backprop import BackpropConfig, train_backprop
 
-        config = BackpropConfig(seed=seed)
-        config = replace(config, epochs=epochs) if epochs else config
+        config = _config(BackpropConfig(), overrides, epochs, seed)
         result = train_backprop(split, config, progress=progress)
     else:
         from hilt.host.train.mfff import MFFFConfig, train_mfff
         from hilt.host.train.pat import PATConfig, train_pat
 
-        config = (MFFFConfig if algorithm == "mfff" else PATConfig)(seed=seed)
-        config = replace(config, epochs=epochs) if epochs else config
-        urls = block_urls(backends or ["physical:optical"], config.blocks, config.hidden)
-        physical = _open_all(urls)
+        config = _config(MFFFConfig() if algorithm == "mfff" else PATConfig(), overrides,
+                         epochs, seed)
+        urls = block_urls(backends or ["physical:optical"], config.blocks, config.hidden,
+                          config.label)
+        physical = open_layers(urls, seed)
         try:
             record["backends"] = [None if b is None else b.describe() for b in physical]
             if algorithm == "mfff":
@@ -161,9 +225,7 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
             else:
                 result = train_pat(split, physical, config, progress=progress)
         finally:
-            for backend in physical:
-                if backend is not None:
-                    backend.close()
+            close_layers(physical)
         record.update({name: getattr(result, name) for name in (
             "queries", "queries_per_sample", "train_macs_per_sample", "inference_macs",
             "inference_queries")})
@@ -172,5 +234,7 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
                    "seconds": round(result.seconds, 2), "curves": asdict(result.curves)})
     record["plot"] = str(plot_curves(result.curves, f"{algorithm} on {dataset}",
                                      out / "curves.png"))
+    record["model"] = str(out / "model.pt")
+    torch.save(result.net.state_dict(), out / "model.pt")
     _write_json(out / "results.json", record)
     return record
