@@ -264,7 +264,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"  test accuracy {record['test_accuracy']:.4f} after {args.epochs} epochs, "
           f"{record['queries']} board queries in training "
           f"({record['queries_per_sample']:.0f} per sample per epoch), "
-          f"{record['seconds']:.0f} s")
+          f"{record['samples_per_second']:.0f} training samples/s, {record['seconds']:.0f} s "
+          f"with the evaluations")
     print(f"  summary: {Path(args.out) / 'results.json'}")
     print(f"  curves:  {record['plot']}")
 

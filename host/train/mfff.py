@@ -539,6 +539,16 @@ class MFFFResult:
     """Optimiser steps taken (each one batch)."""
     seconds: float
     """Wall time of the training and the per-epoch evaluations, summed over resumptions."""
+    train_seconds: float
+    """Wall time of the optimiser steps alone (measuring, computing, updating), summed
+    over resumptions."""
+    samples_trained: int
+    """Training samples the steps went through, epochs together."""
+
+    @property
+    def samples_per_second(self) -> float:
+        """Training samples per second of :attr:`train_seconds`."""
+        return self.samples_trained / self.train_seconds if self.train_seconds else math.nan
 
 
 def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor,
@@ -600,12 +610,14 @@ class _Run:
     eval_queries: int = 0
     train_macs: int = 0
     seconds: float = 0.0
+    train_seconds: float = 0.0
     curves: TrainingCurves | None = None
 
     def state(self) -> dict[str, Any]:
         state = {key: getattr(self, key) for key in ("step", "epoch", "batch", "order",
                                                      "totals", "queries", "eval_queries",
-                                                     "train_macs", "seconds")}
+                                                     "train_macs", "seconds",
+                                                     "train_seconds")}
         state["curves"] = asdict(self.curves)
         return state
 
@@ -745,8 +757,10 @@ def train_mfff(split: DigitsSplit, physical: Sequence[Backend | None],
                 order = run.order.split(config.batch_size)
                 while run.batch < len(order):
                     index = order[run.batch]
+                    step_start = time.perf_counter()
                     _optimise(net, physical, optimizers, x_train[index], y_train[index],
                               trained, generator, run)
+                    run.train_seconds += time.perf_counter() - step_start
                     bar.update()
                     bar.set_postfix(loss=f"{np.nansum(run.totals) / run.batch:.3f}",
                                     train=f"{(run.curves.train_accuracy or [math.nan])[-1]:.3f}",
@@ -775,5 +789,6 @@ def train_mfff(split: DigitsSplit, physical: Sequence[Backend | None],
         train_macs=run.train_macs, train_macs_per_sample=run.train_macs / samples_epochs,
         inference_macs=net.inference_macs(),
         inference_queries=physical_blocks * (1 if net.head is not None else NUM_CLASSES),
-        steps=run.step, seconds=run.seconds,
+        steps=run.step, seconds=run.seconds, train_seconds=run.train_seconds,
+        samples_trained=samples_epochs,
     )

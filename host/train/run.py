@@ -229,6 +229,8 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
         record.update({name: getattr(result, name) for name in (
             "queries", "queries_per_sample", "train_macs_per_sample", "inference_macs",
             "inference_queries")})
+        if algorithm == "mfff":
+            record["samples_per_second"] = round(result.samples_per_second, 2)
 
     record.update({"config": asdict(config), "test_accuracy": result.test_accuracy,
                    "seconds": round(result.seconds, 2), "curves": asdict(result.curves)})
