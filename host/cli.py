@@ -248,6 +248,17 @@ def _cmd_synth(args: argparse.Namespace) -> None:
           f"{report.carries} carries")
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    import shlex
+
+    from hilt.host.bench import run_benchmarks
+
+    runs = run_benchmarks(args.names, args.out, extra=shlex.split(args.args))
+    for run in runs:
+        print(f"hilt: {run.name}: {run.seconds:.0f} s, numbers in {run.json}, table in "
+              f"{run.table}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from hilt.host.train.demo import demo_url, run_demo
 
@@ -286,6 +297,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
+
+    bench = commands.add_parser(
+        "bench", help="run benchmarks by name; each writes NAME.json and NAME.txt")
+    bench.add_argument("names", nargs="*", metavar="NAME",
+                       help="benchmarks/NAME.py (default: all of them)")
+    bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder")
+    bench.add_argument("--args", default="", help="arguments for the one benchmark named, "
+                                                  "e.g. --args='--epochs 1'")
+    bench.set_defaults(run=_cmd_bench)
 
     sim = commands.add_parser("sim", help="bit-exact RTL regression against the golden model")
     _add_array_options(sim)
@@ -417,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hilt.firmware.flash import FlashError
     from hilt.firmware.synthesis import ToolchainNotFound
     from hilt.host.backends import BackendError
+    from hilt.host.bench import BenchError
     from hilt.host.train.checkpoint import CheckpointError
     from hilt.sim.runner import SimulationError
 
@@ -429,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hilt: check failed: {failure}", file=sys.stderr)
         return 1
     except (ValueError, TypeError, SimulationError, ToolchainNotFound, BuildError,
-            FlashError, BackendError, CheckpointError) as error:
+            FlashError, BackendError, CheckpointError, BenchError) as error:
         logger.debug("details", exc_info=True)
         print(f"hilt: error: {error}", file=sys.stderr)
         return 2
