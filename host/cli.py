@@ -259,6 +259,13 @@ def _cmd_bench(args: argparse.Namespace) -> None:
               f"{run.table}")
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from hilt.host.sweep import sweep_command
+
+    return sweep_command(args.config, out=args.out, workers=args.workers,
+                         ray_address=args.ray, progress=not args.quiet)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from hilt.host.train.demo import demo_url, run_demo
 
@@ -428,6 +435,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_array_options(synth)
     synth.add_argument("--no-dsp", action="store_true", help="build multipliers from LUTs")
     synth.set_defaults(run=_cmd_synth)
+
+    from hilt.host.sweep.command import add_arguments as add_sweep_arguments
+
+    design_sweep = commands.add_parser(
+        "sweep", help="design-space sweep: accuracy against LUTs over a grid, Pareto front")
+    add_sweep_arguments(design_sweep)
+    design_sweep.set_defaults(run=_cmd_sweep)
     return parser
 
 
@@ -445,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * (args.verbose - args.quiet)
     logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s: %(message)s")
     try:
-        args.run(args)
+        status = args.run(args)
     except CheckFailed as failure:
         print(f"hilt: check failed: {failure}", file=sys.stderr)
         return 1
@@ -454,4 +468,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.debug("details", exc_info=True)
         print(f"hilt: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0

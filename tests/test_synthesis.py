@@ -30,8 +30,17 @@ def test_without_dsps_the_multipliers_cost_luts():
     assert without.luts > with_dsp.luts
 
 
+def test_ecp5_maps_the_products_onto_its_multipliers_unless_told_not_to():
+    with_dsp = synthesize(MultiplierVectorArray(**SMALL), "ecp5")
+    without = synthesize(MultiplierVectorArray(**SMALL), "ecp5", use_dsp=False)
+    shift = synthesize(ShiftVectorArray(**SMALL), "ecp5")
+    assert with_dsp.family == "ecp5" and with_dsp.cells["MULT18X18D"] == with_dsp.dsps == 2
+    assert without.dsps == 0 and without.luts > with_dsp.luts
+    assert shift.dsps == 0 and shift.luts > 0 and shift.flip_flops > 0
+
+
 def test_unknown_family_is_refused():
-    with pytest.raises(ValueError, match=r"family must be one of ice40, got 'virtex'"):
+    with pytest.raises(ValueError, match=r"family must be one of ice40, ecp5, got 'virtex'"):
         synthesize(ShiftVectorArray(**SMALL), "virtex")
 
 
