@@ -1,7 +1,9 @@
 """Every training algorithm on digits, measured in one run with one seed.
 
 - accuracy of backprop, Forward-Forward, model-free Forward-Forward with each simulated
-  physical layer and with the physical layers removed, and physics-aware training;
+  physical layer and with the physical layers removed, physics-aware training, and
+  Forward-Forward in a synapse crossbar trained by pulses under each rule (with the
+  pulses spent);
 - physical queries and digital MACs per sample for MF-FF against physics-aware training;
 - robustness: MF-FF through drifting optical layers, then a bump, then training on;
 - samples per second of one training epoch of the demo's network against the board's
@@ -35,6 +37,9 @@ RUNS: dict[str, dict[str, Any]] = {
     "mfff-acoustic": {"algorithm": "mfff", "backends": [f"physical:acoustic?{NOISE}"]},
     "mfff-none": {"algorithm": "mfff", "backends": ["none"]},
     "pat-optical": {"algorithm": "pat", "backends": [f"physical:optical?{NOISE}"]},
+    "ff-pulse-bidirectional": {"algorithm": "ff-pulse",
+                               "overrides": {"rule": "bidirectional", "lr": "0.03"}},
+    "ff-pulse-unidirectional": {"algorithm": "ff-pulse", "overrides": {"rule": "unidirectional"}},
 }
 """The accuracy runs: what :func:`run_training` is given besides the seed and epochs."""
 
@@ -48,7 +53,8 @@ def accuracy_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[st
 
     spec = RUNS[name]
     return run_training(spec["algorithm"], out / name, backends=spec.get("backends", ()),
-                        seed=seed, epochs=epochs, progress=False)
+                        seed=seed, epochs=epochs, progress=False,
+                        overrides=spec.get("overrides"))
 
 
 def robustness_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[str, Any]:
@@ -125,6 +131,17 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
                  _number(r.get("inference_macs"), ",.0f")]
         lines.append(f"| {name} | {r['test_accuracy']:.4f} | {' | '.join(cells)} | "
                      f"{r['seconds']:.1f} |")
+    pulsed = [name for name in RUNS if name in results and "pulses" in results[name]]
+    if pulsed:
+        lines += ["", "| run | test accuracy | cell pulses | potentiation | depression | "
+                      "refreshes (rows read / written) | samples/s |",
+                  "|---|---|---|---|---|---|---|"]
+        for name in pulsed:
+            r = results[name]
+            lines.append(f"| {name} | {r['test_accuracy']:.4f} | {r['pulses']:,} | "
+                         f"{r['potentiation']:,} | {r['depression']:,} | {r['refreshes']} "
+                         f"({r['refresh_reads']} / {r['refresh_writes']}) | "
+                         f"{r['samples_per_second']:.0f} |")
     if "robustness" in results:
         r = results["robustness"]
         lines.append("")

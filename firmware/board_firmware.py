@@ -33,8 +33,14 @@ FIRMWARE_PES = ("synapse", "shift", "binary")
 """The processing elements a board's firmware can carry beside its memory, one per build."""
 
 DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
-    "baud": 115200, "max_payload": 256, "memory_bytes": 1024, "pe": "synapse"})
-"""What a board build uses unless told otherwise."""
+    "baud": 115200, "max_payload": 256, "memory_bytes": 1024, "pe": "synapse",
+    "pe_size": MappingProxyType({})})
+"""What a board build uses unless told otherwise.
+
+``pe_size`` overrides keywords of the element's size on the board (for the synapse
+crossbar ``rows``, ``cols``, ``state_bits``, ...; see :func:`pe_size`): a simulated board
+is not bound by the device's LUTs, and a co-design study wants other sizes.
+"""
 
 SYNAPSE_DW_MIN = 0.2
 """Step of the firmware crossbar's soft-bounds cells at the far bound, in units of the range."""
@@ -56,16 +62,51 @@ def firmware_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     check_int("memory_bytes", merged["memory_bytes"], 1, 1 << 16)
     if merged["pe"] not in FIRMWARE_PES:
         raise ValueError(f"pe must be one of {', '.join(FIRMWARE_PES)}, got {merged['pe']!r}")
+    merged["pe_size"] = _size_overrides(merged["pe_size"])
     return merged
 
 
-def pe_target(config: BoardConfig, pe: str) -> wiring.Component:
-    """The gateware target of processing element ``pe`` at the board's size for it.
+def _size_overrides(sizes: object) -> dict[str, int]:
+    """``sizes`` as a plain dict of names to ints; the names are checked against the
+    element in :func:`pe_size`, the values' ranges by the element's components."""
+    if not isinstance(sizes, Mapping):
+        raise ValueError(f"pe_size must map size names to ints, got {sizes!r}")
+    for name, value in sizes.items():
+        if not isinstance(name, str):
+            raise ValueError(f"pe_size names must be strs, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"pe_size {name} must be an int, got {value!r}")
+    return dict(sizes)
+
+
+def pe_size(config: BoardConfig, pe: str, overrides: Mapping[str, int] | None = None,
+            ) -> dict[str, int]:
+    """The size keywords of element ``pe`` on the board, ``overrides`` over them.
+
+    Raises
+    ------
+    ValueError
+        An override names a keyword the element does not take (the message lists those
+        it does).
+    """
+    sizes = config.pe_params(pe)
+    unknown = [name for name in overrides or {} if name not in sizes]
+    if unknown:
+        raise ValueError(f"size {', '.join(map(repr, unknown))} is not one of the {pe} "
+                         f"element's; accepted: {', '.join(sizes)}")
+    sizes.update(overrides or {})
+    return sizes
+
+
+def pe_target(config: BoardConfig, pe: str,
+              overrides: Mapping[str, int] | None = None) -> wiring.Component:
+    """The gateware target of processing element ``pe`` at the board's size for it, or at
+    the size ``overrides`` change (see :func:`pe_size`).
 
     The synapse crossbar's cells follow a soft-bounds device quantised to its state bits;
     the binary layer emits threshold bits, a hidden layer of a BNN.
     """
-    sizes = config.pe_params(pe)
+    sizes = pe_size(config, pe, overrides)
     if pe == "synapse":
         tables = step_tables_from_device(SoftBoundsDevice(dw_min=SYNAPSE_DW_MIN),
                                          sizes.pop("state_bits"))
@@ -79,14 +120,21 @@ def board_targets(config: BoardConfig, params: Mapping[str, Any]) -> list[wiring
     """The targets a board's firmware answers for, in id order.
 
     0 is a byte memory (a link check that needs no PE); 1 is the processing element the
-    ``pe`` parameter names, at the board's size for it.
+    ``pe`` parameter names, at the board's size for it as ``pe_size`` changes it.
     """
-    return [MemoryTarget(params["memory_bytes"]), pe_target(config, params["pe"])]
+    return [MemoryTarget(params["memory_bytes"]),
+            pe_target(config, params["pe"], params["pe_size"])]
 
 
 def design_id(config: BoardConfig, params: Mapping[str, Any]) -> str:
-    """A short digest of what the firmware is built from: its board and parameters."""
-    text = json.dumps({"board": config.name, "params": dict(params)}, sort_keys=True)
+    """A short digest of what the firmware is built from: its board and parameters.
+
+    An empty ``pe_size`` (the board's own size) is left out, so that the builds made
+    before it existed keep their ids.
+    """
+    described = {name: dict(value) if isinstance(value, Mapping) else value
+                 for name, value in params.items() if name != "pe_size" or value}
+    text = json.dumps({"board": config.name, "params": described}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -151,6 +151,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
                           progress=not args.quiet, overrides=overrides)
     print(f"hilt: {args.algo} on {args.dataset}: test accuracy "
           f"{record['test_accuracy']:.4f} in {record['seconds']:.1f} s")
+    if "pulses" in record:
+        print(f"  cell pulses {record['pulses']} ({record['potentiation']} potentiation, "
+              f"{record['depression']} depression), {record['slots']} slots, "
+              f"{record['refreshes']} refreshes")
     if "queries_per_sample" in record:
         print(f"  physical queries {record['queries_per_sample']:.2f} per sample per epoch, "
               f"digital MACs {record['train_macs_per_sample']:.0f} per sample per epoch")
@@ -412,12 +416,15 @@ def _parser() -> argparse.ArgumentParser:
         "train", help="train on digits: Forward-Forward, backprop, or through backends")
     train.add_argument("--algo", default="mfff",
                        help="ff, backprop (digital, in-process), mfff (model-free "
-                            "Forward-Forward) or pat (physics-aware training); default mfff")
+                            "Forward-Forward), pat (physics-aware training) or ff-pulse "
+                            "(weights in synapse crossbars, trained by pulses); default mfff")
     train.add_argument("--backend", action="append", default=None, metavar="URL",
                        help="physical layer of each block for mfff/pat (once for all blocks "
                             "or once per block; 'none' for no physical layer): "
                             "physical:optical[?noise=0.01&drift=1e-3], physical:acoustic, "
-                            "serial:URL of an instrument; default physical:optical")
+                            "serial:URL of an instrument; default physical:optical. For "
+                            "ff-pulse one synapse crossbar per layer, e.g. "
+                            "golden:icebreaker?pe=synapse&rows=64&cols=74")
     train.add_argument("--dataset", default="digits", help="digits (ships with the install)")
     train.add_argument("--epochs", type=int, default=None, help="override the epochs")
     train.add_argument("--seed", type=int, default=0)

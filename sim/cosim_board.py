@@ -19,6 +19,7 @@ from hilt.firmware.board_firmware import (
     firmware_capability,
     firmware_params,
     firmware_top,
+    pe_size,
 )
 from hilt.firmware.boards import get_board
 from hilt.firmware.top import FirmwareTop
@@ -33,6 +34,16 @@ def cosim_top(board: str, params: Mapping[str, Any] | None = None) -> FirmwareTo
     """The firmware of ``board`` (a name such as ``icebreaker``) at the co-simulated line."""
     return firmware_top(get_board(board), params, divisor=COSIM_DIVISOR,
                         clock_hz=1e9 / COSIM_CLOCK_NS)
+
+
+def element_sizes(board: str, pe: str | None = None) -> dict[str, int]:
+    """The size keywords of element ``pe`` (the firmware's default one if None) on ``board``,
+    at the board's own size: the names a ``pe_size`` parameter may override.
+
+    Raises ValueError, naming what is accepted, for an unknown board or element.
+    """
+    params = firmware_params(None if pe is None else {"pe": pe})
+    return pe_size(get_board(board), params["pe"])
 
 
 def board_record(board: str, params: Mapping[str, Any] | None = None) -> bytes:

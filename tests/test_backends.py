@@ -95,6 +95,42 @@ def test_the_cosimulated_board_answers_as_the_golden_twin():
         assert np.array_equal(got[name], value), name
 
 
+def test_a_board_url_overrides_the_size_of_its_element():
+    url = "golden:icebreaker?pe=synapse&rows=32&cols=74&state_bits=6"
+    with open_backend(url) as backend, open_backend("golden:icebreaker") as board_size:
+        assert (backend.in_features, backend.out_features) == (74, 32)
+        entry = backend.describe()["target"]
+        assert entry["params"]["state_bits"] == 6 and len(entry["params"]["up"]) == 64
+        assert entry["params"]["in_bits"] == board_size.describe()["target"]["params"]["in_bits"]
+        assert backend.describe()["build"] != board_size.describe()["build"]
+        model = model_of(entry)
+        plus, minus = RNG.integers(0, 64, (32, 74)), RNG.integers(0, 64, (32, 74))
+        backend.load(plus=plus, minus=minus)
+        for row in range(32):
+            model.program_row(row, plus[row], minus[row])
+        x = RNG.integers(-8, 8, (5, 74))
+        assert np.array_equal(backend.forward(x), np.stack([model.read(v) for v in x]))
+    with open_backend("golden:icebreaker?pe=binary&in_features=32&out_features=16&pes=4"
+                      "&simd=8") as binary:
+        assert binary.describe()["target"]["params"]["pe"] == 4
+
+
+def test_the_cosimulated_board_at_another_size_answers_as_its_golden_twin():
+    with open_backend("golden:icebreaker?rows=4&cols=14") as golden:
+        expected = synapse_session(golden)
+    with open_backend("cosim:icebreaker?rows=4&cols=14") as cosim:
+        assert cosim.describe() == {**golden.describe(), "url": cosim.url}
+        got = synapse_session(cosim)
+    for name, value in expected.items():
+        assert np.array_equal(got[name], value), name
+
+
+def test_an_unknown_size_is_refused_naming_the_elements_sizes():
+    with pytest.raises(ValueError, match=r"size 'lanes' is not one of the synapse element's; "
+                                         r"accepted: rows, cols, state_bits, in_bits"):
+        board_record("icebreaker", {"pe_size": {"lanes": 4}})
+
+
 def test_an_existing_board_by_socket_and_a_serial_url():
     with start_board("icebreaker", {"pe": "shift"}) as board, \
             open_backend(f"cosim:{board.url}") as backend:
@@ -114,6 +150,13 @@ def test_an_existing_board_by_socket_and_a_serial_url():
     ("golden:icebreaker?pe=conv", r"pe must be one of synapse, shift, binary, got 'conv'"),
     ("golden:icebreaker?speed=9", r"unknown option 'speed'; accepted: timeout, window"),
     ("golden:icebreaker?window=many", r"option window='many' must be a int"),
+    ("golden:icebreaker?pe=shift&rows=4",
+     r"unknown option 'rows'; accepted: .*, pe, lanes, pes, act_width, exp_bits, depth$"),
+    ("cosim:icebreaker?pe=synapse&lanes=4", r"unknown option 'lanes'; accepted: .*, pe, sim, "
+                                            r"rows, cols, state_bits, in_bits, max_pulses"),
+    ("golden:icebreaker?rows=0", r"golden:icebreaker\?rows=0: rows must be at least 1, got 0"),
+    ("golden:icebreaker?state_bits=9", r"state_bits must be at most 8, got 9"),
+    ("golden:icebreaker?cols=wide", r"option cols='wide' must be a int"),
     ("serial:", r"give a port after serial:"),
     ("serial:socket://127.0.0.1:1", r"could not reach a board"),
     ("serial:///dev/hilt-no-such-tty", r"could not reach a board: could not open"),

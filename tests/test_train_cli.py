@@ -38,9 +38,9 @@ def test_digital_algorithms_run_in_process(tmp_path, algo, epochs):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--algo", "sgd"], "algorithm must be one of ff, backprop, mfff, pat, got 'sgd'"),
+    (["--algo", "sgd"], "algorithm must be one of ff, backprop, mfff, pat, ff-pulse, got .sgd."),
     (["--dataset", "mnist"], "dataset must be one of digits"),
-    (["--algo", "ff", "--backend", "physical:optical"], "--backend is for mfff and pat"),
+    (["--algo", "ff", "--backend", "physical:optical"], "--backend is for mfff, pat and ff-pulse"),
     (["--backend", "laser:x"], "scheme must be one of golden, cosim, serial, physical"),
     (["--backend", "golden:icebreaker?pe=shift"],
      r"block 0: .* takes 64 features but the block's input has 74"),
@@ -118,3 +118,23 @@ def test_a_killed_run_resumed_from_the_command_line_ends_as_an_uninterrupted_one
         assert first[key] == second[key], key
     a, b = torch.load(whole / "model.pt"), torch.load(killed / "model.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_forward_forward_in_a_crossbar_spends_pulses_and_keeps_its_levels(tmp_path, capsys):
+    url = "golden:icebreaker?pe=synapse&rows=16&cols=74"
+    assert main(["-q", "train", "--algo", "ff-pulse", "--epochs", "1", "--out", str(tmp_path),
+                 "--backend", url, "--set", "rule=bidirectional"]) == 0
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["config"]["rule"] == "bidirectional"
+    assert record["pulses"] == record["potentiation"] + record["depression"] > 0
+    assert record["depression"] > 0 and record["refreshes"] == 0
+    levels = torch.load(tmp_path / "model.pt")
+    assert levels["layers.0.plus"].shape == (16, 74)
+    assert "cell pulses" in capsys.readouterr().out
+
+
+def test_forward_forward_in_a_crossbar_needs_one(tmp_path, capsys):
+    assert main(["-q", "train", "--algo", "ff-pulse", "--epochs", "1", "--out", str(tmp_path),
+                 "--backend", "golden:icebreaker?pe=binary"]) == 2
+    assert "cannot pulse, read_state" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()

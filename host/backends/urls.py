@@ -18,6 +18,15 @@
 its firmware carries (``synapse``, ``shift``, ``binary``). ``timeout``, ``window`` and
 ``retries`` set the link (see :class:`~hilt.host.transport.Device`); ``target`` picks a
 target id where a board has several elements.
+
+A ``golden:`` or ``cosim:`` board also takes its element's size keywords as options,
+which override the board's size for it (a simulated board is not bound by the device's
+LUTs): ``rows``, ``cols``, ``state_bits``, ``in_bits``, ``max_pulses``, ``noise_bits``
+and ``lfsr_bits`` for the synapse crossbar (``golden:icebreaker?rows=32&cols=74``);
+``lanes``, ``pes``, ``act_width``, ``exp_bits`` and ``depth`` for the shift array;
+``in_features``, ``out_features``, ``pes``, ``simd`` and ``max_weight`` for the binary
+layer, whose ``pe`` keyword is spelt ``pes`` in a URL, where ``pe`` names the element.
+The capability record, and so the golden twin and the build id, describe the size asked.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from hilt.host.transport import Device, LinkError
 SCHEMES = ("golden", "cosim", "serial", "physical")
 LINK_OPTIONS = {"timeout": float, "window": int, "retries": int, "target": int}
 BOARD_OPTIONS = {"pe": str}
+SIZE_ALIASES = {"pe": "pes"}
+"""Size keywords spelt otherwise in a URL, where their own name is already an option."""
 SYSTEM_OPTIONS = {
     "optical": {"encoding": str, "saturation": float, "offset": float},
     "acoustic": {"modes": int, "gain": float, "spectrum_decay": float, "saturation": float},
@@ -94,13 +105,30 @@ def _device(url: str, port: Any, link: dict) -> Device:
         raise BackendError(f"{url}: could not reach a board: {error}") from None
 
 
-def _board_params(url: str, name: str, options: dict) -> tuple[bytes, dict]:
+def _size_options(url: str, name: str, query: str) -> dict[str, str]:
+    """The element's size options the board ``name`` takes, by URL spelling -> keyword, for
+    the ``pe`` the query names (or the firmware's default element)."""
+    from hilt.sim.cosim_board import element_sizes
+
+    pe = dict(parse_qsl(query)).get("pe")
+    try:
+        sizes = element_sizes(name, pe)
+    except ValueError as error:
+        raise BackendError(f"{url}: {error}") from None
+    return {SIZE_ALIASES.get(keyword, keyword): keyword for keyword in sizes}
+
+
+def _board_params(url: str, name: str, options: dict,
+                  sizes: Mapping[str, str]) -> tuple[bytes, dict]:
     from hilt.sim.cosim_board import board_record
 
     params = {"pe": options["pe"]} if "pe" in options else {}
+    overrides = {sizes[option]: options[option] for option in sizes if option in options}
+    if overrides:
+        params["pe_size"] = overrides
     try:
         record = board_record(name, params)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise BackendError(f"{url}: {error}") from None
     return record, params
 
@@ -137,9 +165,11 @@ def open_backend(url: str) -> Backend:
         return BoardBackend(_device(url, port, link), url, target=target)
 
     name, _, query = rest.partition("?")
-    accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **({"sim": str} if scheme == "cosim" else {})}
+    sizes = _size_options(url, name, query)
+    accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **({"sim": str} if scheme == "cosim" else {}),
+                **dict.fromkeys(sizes, int)}
     link, target, options = _split_options(_options(url, query, accepted))
-    record, params = _board_params(url, name, options)
+    record, params = _board_params(url, name, options, sizes)
     if scheme == "golden":
         twin = reference_board(Capabilities.from_payload(record))
         return BoardBackend(_device(url, reference.InProcessPort(twin), link), url,

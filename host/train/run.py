@@ -29,9 +29,13 @@ from hilt.host.backends.board_layer import as_layer
 from hilt.host.train.ff import TrainingCurves
 from hilt.quant.datasets import load_digits_split
 
-ALGORITHMS = ("ff", "backprop", "mfff", "pat")
+ALGORITHMS = ("ff", "backprop", "mfff", "pat", "ff-pulse")
 """Forward-Forward and its backprop baseline (digital, in-process); model-free
-Forward-Forward and physics-aware training (through physical backends)."""
+Forward-Forward and physics-aware training (through physical backends); Forward-Forward
+with its weights in synapse crossbars, trained by pulses (one crossbar backend a layer)."""
+PULSE_BACKEND = "golden:icebreaker?pe=synapse&rows=64&cols=74"
+"""The crossbar ``ff-pulse`` trains without ``--backend``: one 64 x 74 layer of the
+iCEBreaker's 4-bit cells, in its golden twin."""
 DATASETS = ("digits",)
 PHYSICAL_OUT = 256
 """Outputs of a ``physical:`` layer whose URL does not say ``out=``."""
@@ -160,6 +164,34 @@ def _config(config: Any, overrides: Mapping[str, str] | None, epochs: int | None
     return replace(config, seed=seed, **({"epochs": epochs} if epochs else {}))
 
 
+def _pulse_ff(split: Any, urls: Sequence[str], overrides: Mapping[str, str] | None,
+              epochs: int | None, seed: int, progress: bool,
+              record: dict[str, Any]) -> tuple[Any, Any, dict[str, torch.Tensor]]:
+    """A pulse-trained Forward-Forward run on the crossbars ``urls`` (one a layer); its
+    result, config, and the levels read back from the crossbars at the end."""
+    from hilt.host.train.pulse_ff import PulseFFConfig, train_pulse_ff
+
+    config = _config(PulseFFConfig(), overrides, epochs, seed)
+    layers: list[Backend] = []
+    try:
+        for url in urls:
+            layers.append(open_backend(url))
+        result = train_pulse_ff(split, layers, config, progress=progress)
+        state = {f"layers.{i}.{name}": torch.as_tensor(levels)
+                 for i, layer in enumerate(layers)
+                 for name, levels in layer.read_state().items()}
+        record["backends"] = [layer.describe() for layer in layers]
+    finally:
+        close_layers(layers)
+    cost = result.cost
+    record.update({"pulses": cost.pulses, "potentiation": cost.potentiation,
+                   "depression": cost.depression, "slots": cost.slots,
+                   "updates": cost.updates, "refresh_reads": cost.reads,
+                   "refresh_writes": cost.writes, "refreshes": cost.refreshes,
+                   "samples_per_second": round(result.samples_per_second, 2)})
+    return result, config, state
+
+
 def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (),
                  dataset: str = "digits", epochs: int | None = None, seed: int = 0,
                  checkpoint_every: int | None = None, resume: bool = False,
@@ -184,10 +216,9 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)} (the data sets that "
                          f"ship with the install), got {dataset!r}")
-    physical_algorithm = algorithm in ("mfff", "pat")
-    if backends and not physical_algorithm:
+    if backends and algorithm in ("ff", "backprop"):
         raise ValueError(f"{algorithm} trains digital layers in-process; --backend is for "
-                         f"mfff and pat")
+                         f"mfff, pat and ff-pulse")
     if (checkpoint_every is not None or resume) and algorithm != "mfff":
         raise ValueError("checkpoints are written by the mfff trainer only")
     out = Path(out)
@@ -207,6 +238,9 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
 
         config = _config(BackpropConfig(), overrides, epochs, seed)
         result = train_backprop(split, config, progress=progress)
+    elif algorithm == "ff-pulse":
+        result, config, state = _pulse_ff(split, backends or [PULSE_BACKEND], overrides,
+                                          epochs, seed, progress, record)
     else:
         from hilt.host.train.mfff import MFFFConfig, train_mfff
         from hilt.host.train.pat import PATConfig, train_pat
@@ -237,6 +271,8 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     record["plot"] = str(plot_curves(result.curves, f"{algorithm} on {dataset}",
                                      out / "curves.png"))
     record["model"] = str(out / "model.pt")
-    torch.save(result.net.state_dict(), out / "model.pt")
+    if algorithm != "ff-pulse":
+        state = result.net.state_dict()
+    torch.save(state, out / "model.pt")
     _write_json(out / "results.json", record)
     return record
