@@ -9,11 +9,12 @@ refresh reads and writes, training samples per second. Then, unless ``--cosim-sa
 a short run of the same configuration (first state width) at ``--cosim-rows`` rows on
 ``--cosim-samples`` training and as many test samples, once against ``golden:`` and once
 against ``cosim:``, with both samples per second and whether the two runs agree. Verilator
-builds a crossbar once (cached); the build grows with the cells, about 16 minutes for
-16 x 74 on two busy cores, so the co-simulated crossbar is smaller than the table's.
+builds a crossbar once (cached), but a 74-wide one slowly (about 13 minutes for 8 x 74 on
+two cores) and runs it slowly (about 2 vectors a second), so the co-simulated crossbar is
+smaller than the table's and the run short.
 
     python benchmarks/pulse_ff.py [--rows 64] [--layers 1] [--state-bits 4,6,8]
-        [--epochs 20] [--cosim-rows 16] [--cosim-samples 32] [--json out.json]
+        [--epochs 20] [--cosim-rows 8] [--cosim-samples 8] [--json out.json]
 """
 
 from __future__ import annotations
@@ -78,9 +79,9 @@ def main() -> None:
     parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rules")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cosim-rows", type=int, default=16,
+    parser.add_argument("--cosim-rows", type=int, default=8,
                         help="rows of every crossbar in the golden-vs-cosim run")
-    parser.add_argument("--cosim-samples", type=int, default=32,
+    parser.add_argument("--cosim-samples", type=int, default=8,
                         help="training (and test) samples of the golden-vs-cosim run; 0: none")
     parser.add_argument("--json", help="write the numbers to this file")
     args = parser.parse_args()
