@@ -36,6 +36,8 @@ REAL = {"element": "shift", "seed": 1, "epochs": 3,
         "grid": {"exp_bits": [2, 3], "act_width": [4], "hidden": [16], "lanes": [2],
                  "pes": [1]}}
 
+RAY_EXTRA = "ray is the optional [ray] extra; the quickstart and CI install it"
+
 
 def config(**changes):
     return parse_config({**BASE, **changes})
@@ -296,7 +298,7 @@ def _closed_port() -> int:
 
 
 def test_an_address_that_does_not_answer_fails_at_once(tmp_path, monkeypatch):
-    pytest.importorskip("ray")
+    pytest.importorskip("ray", reason=RAY_EXTRA)
     port = _closed_port()
     with pytest.raises(RayUnavailable, match=rf"no Ray cluster answers at 127.0.0.1:{port} "
                                              r"\(Connection refused"):
@@ -322,7 +324,7 @@ def _measured(result):
 
 
 def test_a_real_sweep_gives_the_same_results_locally_and_on_ray(tmp_path):
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason=RAY_EXTRA)
     real = parse_config(REAL)
     local = run_sweep(real, tmp_path / "local", workers=2)
     assert local.trainings == 2 and local.evaluated == 2
