@@ -85,6 +85,14 @@ def _yosys() -> str:
     return path
 
 
+def synthesis_script(family: str, use_dsp: bool = True) -> str:
+    """The Yosys commands that map a read design to ``family``'s cells, DSPs or not."""
+    if family not in _FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(_FAMILIES)}, got {family!r}")
+    spec = _FAMILIES[family]
+    return spec["script"].format(dsp=spec["dsp_flag"] if use_dsp else spec.get("no_dsp_flag", ""))
+
+
 def synthesize(component: wiring.Component, family: str = "ice40", *,
                use_dsp: bool = True) -> ResourceReport:
     """Synthesise ``component`` for ``family`` and count the resources it maps to.
@@ -98,12 +106,11 @@ def synthesize(component: wiring.Component, family: str = "ice40", *,
         raise ValueError(f"family must be one of {', '.join(_FAMILIES)}, got {family!r}")
     spec = _FAMILIES[family]
     yosys = _yosys()
+    synth = synthesis_script(family, use_dsp)
     with tempfile.TemporaryDirectory(prefix="hilt-synth-") as tmp:
         source = Path(tmp) / "top.v"
         stats = Path(tmp) / "stat.json"
         source.write_text(source_text)
-        synth = spec["script"].format(
-            dsp=spec["dsp_flag"] if use_dsp else spec.get("no_dsp_flag", ""))
         # `check -assert` refuses a netlist with undriven or multiply driven wires, so a
         # mapping pass that loses logic cannot pass off a smaller count as a result.
         script = (f"read_verilog {source.name}; {synth}; check -assert; "
