@@ -143,12 +143,26 @@ def test_an_existing_board_by_socket_and_a_serial_url():
         assert backend.kind == "binary_layer"
 
 
+def test_a_serial_url_sets_the_line_rate_the_firmware_was_built_for():
+    twin = reference_board(Capabilities.from_payload(board_record("icebreaker", {"pe": "binary"})))
+    with serve_tcp(twin) as server:
+        with open_backend(f"serial:{server.url}?baudrate=115200") as backend:
+            assert backend.device.baudrate == 115200
+        with open_backend(f"serial:{server.url}") as backend:
+            assert backend.device.baudrate == 3_000_000
+        with pytest.raises(BackendError, match=r"option baudrate='fast' must be a int"):
+            open_backend(f"serial:{server.url}?baudrate=fast")
+        with pytest.raises(BackendError, match=r"baudrate must be an int >= 1, got 0"):
+            open_backend(f"serial:{server.url}?baudrate=0")
+
+
 @pytest.mark.parametrize(("url", "message"), [
     ("icebreaker", r"must look like SCHEME:WHERE"),
     ("fpga:icebreaker", r"scheme must be one of golden, cosim, serial, physical, got 'fpga'"),
     ("golden:nosuch", r"board must be one of icebreaker, ulx3s, got 'nosuch'"),
     ("golden:icebreaker?pe=conv", r"pe must be one of synapse, shift, binary, got 'conv'"),
     ("golden:icebreaker?speed=9", r"unknown option 'speed'; accepted: timeout, window"),
+    ("golden:icebreaker?baudrate=115200", r"unknown option 'baudrate'"),
     ("golden:icebreaker?window=many", r"option window='many' must be a int"),
     ("golden:icebreaker?pe=shift&rows=4",
      r"unknown option 'rows'; accepted: .*, pe, lanes, pes, act_width, exp_bits, depth$"),

@@ -4,9 +4,11 @@
 ``golden:BOARD[?pe=KIND]``          the board's golden twin, in-process (fast, exact)
 ``cosim:BOARD[?pe=KIND&sim=SIM]``   the board's firmware co-simulated, started for you
 ``cosim:socket://HOST:PORT``        a co-simulated board already running (``hilt cosim``)
-``serial:///dev/ttyUSB1``           a real board (any pyserial URL after ``serial:``,
+``serial:///dev/ttyUSB1[?baudrate=N]`` a real board (any pyserial URL after ``serial:``,
                                     e.g. ``serial:socket://host:port``, ``serial:COM3``),
-                                    or an instrument with a ``physical`` target
+                                    or an instrument with a ``physical`` target; ``baudrate``
+                                    is the line rate the firmware was built for
+                                    (``hilt build --baud``), 3,000,000 unless given
 ``physical:SYSTEM[?in=N&out=M&...]``  a simulated physical system (``optical`` or
                                     ``acoustic``) measured in-process; options ``seed``,
                                     ``noise``, ``drift`` and the system's own
@@ -44,6 +46,8 @@ from hilt.host.transport import Device, LinkError
 
 SCHEMES = ("golden", "cosim", "serial", "physical")
 LINK_OPTIONS = {"timeout": float, "window": int, "retries": int, "target": int}
+SERIAL_OPTIONS = {"baudrate": int}
+"""Options of a port the host opens itself: its line rate (a ``Device``'s ``baudrate``)."""
 BOARD_OPTIONS = {"pe": str}
 SIZE_ALIASES = {"pe": "pes"}
 """Size keywords spelt otherwise in a URL, where their own name is already an option."""
@@ -93,7 +97,7 @@ def _options(url: str, query: str, accepted: Mapping[str, Callable[[str], Any]])
 
 def _split_options(options: dict) -> tuple[dict, int | None, dict]:
     target = options.pop("target", None)
-    link = {name: options.pop(name) for name in ("timeout", "window", "retries")
+    link = {name: options.pop(name) for name in ("timeout", "window", "retries", "baudrate")
             if name in options}
     return link, target, options
 
@@ -159,7 +163,8 @@ def open_backend(url: str) -> Backend:
         if not port:
             raise BackendError(f"{url}: give a port after {scheme}:, e.g. "
                                f"serial:///dev/ttyUSB1 or cosim:socket://127.0.0.1:5555")
-        link, target, _ = _split_options(_options(url, query, LINK_OPTIONS))
+        accepted = {**LINK_OPTIONS, **(SERIAL_OPTIONS if scheme == "serial" else {})}
+        link, target, _ = _split_options(_options(url, query, accepted))
         if scheme == "cosim":
             link.setdefault("timeout", COSIM_TIMEOUT_S)
         return BoardBackend(_device(url, port, link), url, target=target)
