@@ -61,7 +61,12 @@ def _cmd_sim(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     jobs = corner_jobs(config, rng) + random_jobs(config, rng, vectors=args.vectors)
     sim = _simulator(args.sim)
-    report, _ = run_jobs(config, jobs, sim=sim, seed=args.seed, waves=args.waves)
+    if sim == "amaranth":
+        from hilt.sim.amaranth_regression import run_jobs_amaranth
+
+        report, _ = run_jobs_amaranth(config, jobs, seed=args.seed, waves=args.waves)
+    else:
+        report, _ = run_jobs(config, jobs, sim=sim, seed=args.seed, waves=args.waves)
     print(f"{args.element} under {sim}: {report.vectors} vectors, {report.values} values "
           f"compared, {report.mismatches} mismatches, {report.cycles} cycles, "
           f"{report.wall_s:.1f} s")
@@ -301,8 +306,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="model-free Forward-Forward on digits against a co-simulated board")
     demo.add_argument("--board", default="icebreaker", help="icebreaker or ulx3s")
-    demo.add_argument("--pe", default="binary",
-                      help="the element the board's firmware carries: binary, shift, synapse")
+    demo.add_argument("--pe", choices=["binary", "shift"], default="binary",
+                      help="the element the board's firmware carries (the boards' synapse "
+                           "crossbars take 8 or 16 inputs, too few for the demo's 64: "
+                           "train them with hilt train --algo ff-pulse)")
     demo.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     demo.add_argument("--epochs", type=int, default=4)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
@@ -320,7 +327,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser("sim", help="bit-exact RTL regression against the golden model")
     _add_array_options(sim)
-    sim.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
+    sim.add_argument("--sim", choices=["auto", "icarus", "verilator", "amaranth"],
+                     default="auto", help="auto: Icarus if installed, else Verilator; "
+                                          "amaranth: Amaranth's Python simulator, no Verilog")
     sim.add_argument("--vectors", type=int, default=64, help="random vectors per random job")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--waves", action="store_true", help="record a waveform and keep it")

@@ -59,6 +59,30 @@ class JobResults:
     waves: str | None
 
 
+def compare_outputs(jobs: Sequence[GoldenJob], written: Sequence[Sequence[int]],
+                    unit: str) -> tuple[list[np.ndarray], int, str | None]:
+    """Each job's simulated outputs against its golden model, by exact equality.
+
+    Returns the outputs (vectors x ``unit`` columns), how many values differ, and the
+    first difference named by job, vector index, ``unit`` index and both values.
+    """
+    outputs, mismatches, first = [], 0, None
+    for job, values in zip(jobs, written, strict=True):
+        expected = job.expected()
+        got = np.array(values, dtype=expected.dtype).reshape(-1, expected.shape[1])
+        if got.shape != expected.shape:
+            raise RuntimeError(f"job {job.name!r}: RTL returned {got.shape[0]} outputs for "
+                               f"{expected.shape[0]} vectors")
+        differ = np.argwhere(got != expected)
+        mismatches += len(differ)
+        if first is None and len(differ):
+            vector, column = differ[0]
+            first = (f"job {job.name!r} vector {vector} {unit} {column}: RTL "
+                     f"{got[vector, column]} != golden {expected[vector, column]}")
+        outputs.append(got)
+    return outputs, mismatches, first
+
+
 def run_golden_jobs(component: wiring.Component, testbench: str, jobs: Sequence[GoldenJob],
                     params: dict, *, sim: str, unit: str, waves: bool = False) -> JobResults:
     """Simulate ``jobs`` and compare every output; ``unit`` names an output column.
@@ -76,20 +100,8 @@ def run_golden_jobs(component: wiring.Component, testbench: str, jobs: Sequence[
             raise
         results = failure.results
     wall = time.perf_counter() - started
-    outputs, mismatches, first = [], 0, None
-    for job, written in zip(jobs, results["jobs"], strict=True):
-        expected = job.expected()
-        got = np.array(written["outputs"], dtype=expected.dtype).reshape(-1, expected.shape[1])
-        if got.shape != expected.shape:
-            raise RuntimeError(f"job {job.name!r}: RTL returned {got.shape[0]} outputs for "
-                               f"{expected.shape[0]} vectors")
-        differ = np.argwhere(got != expected)
-        mismatches += len(differ)
-        if first is None and len(differ):
-            vector, column = differ[0]
-            first = (f"job {job.name!r} vector {vector} {unit} {column}: RTL "
-                     f"{got[vector, column]} != golden {expected[vector, column]}")
-        outputs.append(got)
+    outputs, mismatches, first = compare_outputs(
+        jobs, [written["outputs"] for written in results["jobs"]], unit)
     return JobResults(outputs=outputs, mismatches=mismatches, first_mismatch=first,
                       cycles=sum(job["cycles"] for job in results["jobs"]), wall_s=wall,
                       waves=results.get("harness", {}).get("waves"))
