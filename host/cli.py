@@ -275,6 +275,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                          ray_address=args.ray, progress=not args.quiet)
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hilt.host.report import report_command
+
+    return report_command(args.run_dir, out=args.out)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from hilt.host.train.demo import demo_url, run_demo
 
@@ -458,6 +464,14 @@ def _parser() -> argparse.ArgumentParser:
         "sweep", help="design-space sweep: accuracy against LUTs over a grid, Pareto front")
     add_sweep_arguments(design_sweep)
     design_sweep.set_defaults(run=_cmd_sweep)
+
+    from hilt.host.report.command import add_arguments as add_report_arguments
+
+    report = commands.add_parser(
+        "report", help="an HTML page of a run folder: curves, devices, resources, Pareto, "
+                       "bit-exactness")
+    add_report_arguments(report)
+    report.set_defaults(run=_cmd_report)
     return parser
 
 

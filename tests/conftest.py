@@ -1,8 +1,9 @@
-"""Shared test policy (which simulators must be present) and shared data."""
+"""Shared test policy (which simulators and browser must be present) and shared data."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,22 @@ def _simulator_present(request):
     message = "Icarus Verilog is not installed (apt-get install iverilog)"
     if os.environ.get("CI"):
         pytest.fail(f"{message}; CI must run every RTL test under both simulators")
+    pytest.skip(f"{message}; CI runs these tests")
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium, which the browser tests drive through Playwright."""
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Chromium is optional on a user's machine, so the browser tests skip there, but
+    never in CI."""
+    if CHROMIUM.is_file():
+        return CHROMIUM
+    message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must run the browser tests")
     pytest.skip(f"{message}; CI runs these tests")
 
 
