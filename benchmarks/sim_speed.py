@@ -22,12 +22,11 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
 
-from hilt.sim.amaranth_regression import run_jobs_amaranth
 from hilt.sim.shift_regression import (
     ArrayConfig,
     Job,
@@ -38,15 +37,6 @@ from hilt.sim.shift_regression import (
 )
 
 SIMULATORS = ("icarus", "verilator", "amaranth")
-
-Runner = Callable[[ArrayConfig, Sequence[Job]], tuple[RegressionReport, list[np.ndarray]]]
-
-
-def runner(sim: str) -> Runner:
-    """The regression under ``sim``: the cocotb harness, or Amaranth's simulator."""
-    if sim == "amaranth":
-        return run_jobs_amaranth
-    return lambda config, jobs: run_jobs(config, jobs, sim=sim)
 
 
 def simulators(text: str) -> list[str]:
@@ -70,11 +60,10 @@ def checked(report: RegressionReport) -> RegressionReport:
 
 def measure(sim: str, config: ArrayConfig, jobs: Sequence[Job], repeats: int) -> dict:
     """One untimed call, then ``repeats`` timed ones (each report's own ``wall_s``)."""
-    run = runner(sim)
     started = time.perf_counter()
-    report = checked(run(config, jobs)[0])
+    report = checked(run_jobs(config, jobs, sim=sim)[0])
     first = time.perf_counter() - started
-    timings = [checked(run(config, jobs)[0]).wall_s for _ in range(repeats)]
+    timings = [checked(run_jobs(config, jobs, sim=sim)[0]).wall_s for _ in range(repeats)]
     median = statistics.median(timings)
     return {
         "simulator": sim, "vectors": report.vectors, "values": report.values,

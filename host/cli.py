@@ -61,12 +61,7 @@ def _cmd_sim(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     jobs = corner_jobs(config, rng) + random_jobs(config, rng, vectors=args.vectors)
     sim = _simulator(args.sim)
-    if sim == "amaranth":
-        from hilt.sim.amaranth_regression import run_jobs_amaranth
-
-        report, _ = run_jobs_amaranth(config, jobs, seed=args.seed, waves=args.waves)
-    else:
-        report, _ = run_jobs(config, jobs, sim=sim, seed=args.seed, waves=args.waves)
+    report, _ = run_jobs(config, jobs, sim=sim, seed=args.seed, waves=args.waves)
     print(f"{args.element} under {sim}: {report.vectors} vectors, {report.values} values "
           f"compared, {report.mismatches} mismatches, {report.cycles} cycles, "
           f"{report.wall_s:.1f} s")

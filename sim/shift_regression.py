@@ -166,10 +166,17 @@ def run_jobs(config: ArrayConfig, jobs: Sequence[Job], *, sim: str, seed: int = 
              waves: bool = False) -> tuple[RegressionReport, list[np.ndarray]]:
     """Stream ``jobs`` through the RTL and compare with the golden model.
 
+    ``sim`` is a cocotb simulator (``icarus``, ``verilator``) or ``amaranth``, Amaranth's
+    own simulator driving the same protocol (:mod:`hilt.sim.amaranth_regression`).
     Returns the report and, per job, the RTL outputs (N x pes). A mismatch does not
     raise here: the report counts it and names the first one. A testbench that fails
     for any other reason (a hang, a protocol error) raises :class:`SimulationFailed`.
     """
+    if sim == "amaranth":
+        from hilt.sim.amaranth_regression import run_jobs_amaranth
+
+        return run_jobs_amaranth(config, jobs, seed=seed, valid_prob=valid_prob,
+                                 ready_prob=ready_prob, waves=waves)
     array = config.build()
     params = {
         "component": asdict(config),

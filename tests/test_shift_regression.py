@@ -64,7 +64,7 @@ def test_depth_not_a_multiple_of_lanes_with_narrow_formats(sim):
     assert report.values == report.vectors * 3
 
 
-@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("sim", [*SIMS, "amaranth"])
 def test_a_mismatch_is_reported_with_its_index_and_both_values(sim, monkeypatch):
     config = ArrayConfig(kind="shift", lanes=4, pes=3, act_width=5, exp_bits=2, depth=13)
     jobs = random_jobs(config, np.random.default_rng(2), jobs=1, vectors=6)
