@@ -44,12 +44,13 @@ class Device:
     # How many of each the part has, so that a design synthesis already shows too big for
     # it is not handed to the placer.
     capacity: tuple[int, int, int]
-    # Yosys's cell names for LUTs, DSPs and block RAMs.
-    cells: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+    # Yosys's cells that take LUT, DSP and block-RAM sites, each with how many it takes.
+    cells: tuple[dict[str, int], dict[str, int], dict[str, int]]
 
 
-_ICE40_CELLS = (("SB_LUT4",), ("SB_MAC16",), ("SB_RAM40_4K",))
-_ECP5_CELLS = (("LUT4",), ("MULT18X18D",), ("DP16KD",))
+_ICE40_CELLS = ({"SB_LUT4": 1}, {"SB_MAC16": 1}, {"SB_RAM40_4K": 1})
+# An ECP5 carry cell (two bits of an adder) takes the two LUT sites of a slice half.
+_ECP5_CELLS = ({"LUT4": 1, "CCU2C": 2}, {"MULT18X18D": 1}, {"DP16KD": 1})
 _ECP5_SITES = ("TRELLIS_COMB", "MULT18X18D", "DP16KD")
 
 DEVICES = {
@@ -117,7 +118,9 @@ class Placement:
 
 
 _DOES_NOT_FIT = re.compile(
-    r"(?i)(unable to place|too many|exceed|not enough|failed to place|failed to expand region)")
+    r"(?i)(unable to place|unable to find legal placement|utilisation limit|too many|exceed|"
+    r"not enough|failed to place|failed to expand region)")
+_UTILISATION = re.compile(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
 
 
 def place(component: wiring.Component, device: str = "up5k", *, use_dsp: bool = True,
@@ -150,7 +153,8 @@ def place(component: wiring.Component, device: str = "up5k", *, use_dsp: bool = 
         cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]
         flip_flops = sum(n for kind, n in cells.items()
                          if kind.startswith(("SB_DFF", "TRELLIS_FF")))
-        needed = [sum(cells.get(kind, 0) for kind in kinds) for kinds in spec.cells]
+        needed = [sum(cells.get(kind, 0) * sites for kind, sites in kinds.items())
+                  for kinds in spec.cells]
         over = [f"{n} {what} (the part has {cap})" for n, cap, what
                 in zip(needed, spec.capacity, ("LUTs", "DSPs", "block RAMs"), strict=True)
                 if n > cap]
@@ -171,15 +175,11 @@ def place(component: wiring.Component, device: str = "up5k", *, use_dsp: bool = 
         log = _tail(work / "nextpnr.log") + "\n" + done.stderr
         report_path = work / "pnr.json"
         if done.returncode != 0 or not report_path.exists():
-            match = _DOES_NOT_FIT.search(log)
-            if match is None:
-                raise RuntimeError(f"nextpnr failed on {type(component).__name__} for "
-                                   f"{device}:\n{log.strip()}")
-            line = next(text for text in log.splitlines() if _DOES_NOT_FIT.search(text))
-            return Placement(device=device, fits=False, luts=0, flip_flops=flip_flops, dsps=0,
-                             brams=0, luts_available=0, dsps_available=0, brams_available=0,
-                             fmax_mhz=None, target_mhz=spec.target_mhz, seconds=seconds,
-                             reason=line.strip())
+            full_log = (work / "nextpnr.log").read_text(errors="replace") if (
+                work / "nextpnr.log").exists() else ""
+            return _misfit(device, spec, full_log + "\n" + done.stderr, flip_flops, seconds,
+                           f"nextpnr failed on {type(component).__name__} for {device}:\n"
+                           f"{log.strip()}")
         report = json.loads(report_path.read_text())
     usage = report["utilization"]
     lut_site, dsp_site, bram_site = spec.sites
@@ -197,6 +197,24 @@ def place(component: wiring.Component, device: str = "up5k", *, use_dsp: bool = 
                      brams_available=available(bram_site),
                      fmax_mhz=min(fmax) if fmax else None, target_mhz=spec.target_mhz,
                      seconds=seconds)
+
+
+def _misfit(device: str, spec: Device, log: str, flip_flops: int, seconds: float,
+            failure: str) -> Placement:
+    """The placement that nextpnr's ``log`` shows did not fit; other failures raise."""
+    if _DOES_NOT_FIT.search(log) is None:
+        raise RuntimeError(failure)
+    over = [f"{used} {site} (the part has {available})"
+            for site, used, available in ((m[1], int(m[2]), int(m[3]))
+                                          for m in _UTILISATION.finditer(log))
+            if used > available]
+    line = next(text for text in log.splitlines() if _DOES_NOT_FIT.search(text))
+    return Placement(device=device, fits=False, luts=0, flip_flops=flip_flops, dsps=0,
+                     brams=0, luts_available=spec.capacity[0], dsps_available=spec.capacity[1],
+                     brams_available=spec.capacity[2], fmax_mhz=None,
+                     target_mhz=spec.target_mhz, seconds=seconds,
+                     reason=("placement needs " + ", ".join(dict.fromkeys(over))) if over
+                     else line.strip().removeprefix("ERROR: "))
 
 
 def _tail(path: Path, lines: int = 15) -> str:

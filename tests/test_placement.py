@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from amaranth.back import verilog
 
-from hilt.firmware.placement import PinHarness, place
+from hilt.firmware.placement import DEVICES, PinHarness, _misfit, place
 from hilt.firmware.synthesis import synthesize
 from hilt.sim.shift_regression import ArrayConfig
 
@@ -48,3 +48,21 @@ def test_an_unknown_device_is_refused_with_the_choices():
     with pytest.raises(ValueError, match=r"device must be one of up5k, ecp5-25k, ecp5-85k, "
                                          r"got 'xc7a35t'"):
         place(small_array(), "xc7a35t")
+
+
+def test_a_design_the_placer_cannot_fit_names_the_sites_it_lacked():
+    # The lines nextpnr-ecp5 printed for a 24 x 16 shift array on the 25F.
+    log = ("Info: Device utilisation:\n"
+           "Info: \t          TRELLIS_FF:    9723/  24288    40%\n"
+           "Info: \t        TRELLIS_COMB:   33012/  24288   135%\n"
+           "ERROR: Unable to find legal placement for all cells, design is probably at "
+           "utilisation limit.\n")
+    placed = _misfit("ecp5-25k", DEVICES["ecp5-25k"], log, 9723, 1.0, "failed")
+    assert not placed.fits
+    assert placed.reason == "placement needs 33012 TRELLIS_COMB (the part has 24288)"
+
+
+def test_any_other_placer_failure_is_raised_with_its_log():
+    with pytest.raises(RuntimeError, match="nextpnr failed: ERROR: cell 'x' has no BEL"):
+        _misfit("up5k", DEVICES["up5k"], "ERROR: cell 'x' has no BEL", 0, 1.0,
+                "nextpnr failed: ERROR: cell 'x' has no BEL")
