@@ -101,21 +101,32 @@ def physical(response: PhysicalResponse) -> bytes:
 
 
 def pareto(points: Sequence[dict[str, Any]], front: Sequence[int],
-           labels: Sequence[str]) -> bytes:
-    """Accuracy against LUTs for every point, the Pareto front drawn and labelled."""
+           labels: Sequence[str], groups: Sequence[str]) -> bytes:
+    """Accuracy against LUTs for every point, the Pareto front drawn and labelled.
+
+    ``groups`` names each point's FPGA family: LUTs of different families are different
+    units, so each family gets its own colour and its own staircase.
+    """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 5))
-    axes.scatter([p["luts"] for p in points], [100 * p["accuracy"] for p in points],
-                 color="tab:blue", alpha=0.6, label="points")
-    chosen = sorted(front, key=lambda i: points[i]["luts"])
-    x = [points[i]["luts"] for i in chosen]
-    y = [100 * points[i]["accuracy"] for i in chosen]
-    axes.step(x, y, where="post", color="tab:red", linewidth=1)
-    axes.scatter(x, y, facecolors="none", edgecolors="tab:red", s=140, linewidths=1.8,
-                 label="Pareto front")
-    for i in chosen:
-        axes.annotate(labels[i], (points[i]["luts"], 100 * points[i]["accuracy"]),
-                      textcoords="offset points", xytext=(6, -12), fontsize="x-small")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, group in enumerate(dict.fromkeys(groups)):
+        colour = colours[n % len(colours)]
+        members = [i for i, g in enumerate(groups) if g == group]
+        axes.scatter([points[i]["luts"] for i in members],
+                     [100 * points[i]["accuracy"] for i in members],
+                     color=colour, alpha=0.5, label=f"{group}: points" if group else "points")
+        chosen = sorted((i for i in front if groups[i] == group),
+                        key=lambda i: points[i]["luts"])
+        x = [points[i]["luts"] for i in chosen]
+        y = [100 * points[i]["accuracy"] for i in chosen]
+        axes.step(x, y, where="post", color=colour, linewidth=1)
+        axes.scatter(x, y, facecolors="none", edgecolors=colour, s=140, linewidths=1.8,
+                     label=f"{group}: Pareto front" if group else "Pareto front")
+        for i in chosen:
+            axes.annotate(labels[i], (points[i]["luts"], 100 * points[i]["accuracy"]),
+                          textcoords="offset points", xytext=(6, -12 - 10 * n),
+                          fontsize="x-small", color=colour)
     axes.set(xlabel="LUTs", ylabel="test accuracy (%)", title="accuracy against LUTs")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")

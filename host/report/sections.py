@@ -181,9 +181,10 @@ def pareto_front(run: Run, images: Images) -> str:
     if run.kind != "sweep":
         return _nothing(run, "Pareto front (only `hilt sweep` records one)")
     points, front = run.results["points"], list(run.results["pareto_front"])
-    names = _varying(points)
+    names = [n for n in _varying(points) if n != "family"]
     labels = [" ".join(f"{n}={cell(p['params'][n])}" for n in names) for p in points]
-    image = html.Image("report-pareto.png", plots.pareto(points, front, labels))
+    groups = [str(p["params"].get("family", "")) for p in points]
+    image = html.Image("report-pareto.png", plots.pareto(points, front, labels, groups))
     images.append(image)
     headers, rows = _sweep_rows(points, sorted(front, key=lambda i: points[i]["luts"]))
     return (html.figure(image, f"Accuracy against LUTs, {len(points)} points; the "
