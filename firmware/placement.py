@@ -4,9 +4,9 @@
 clock rate the placed component reaches and whether it fits the device at all. A
 component's ports outnumber any package's pins, so :class:`PinHarness` puts it between
 a serial-in shift register that drives every input and a loadable shift register that
-captures every output: three pins, every port registered, so the critical path is the
-component's own (plus at most one multiplexer level into the capture register), and
-nothing the component computes can be optimised away.
+captures every output: three pins besides clock and reset, every port registered, so
+the critical path is the component's own (plus at most one multiplexer level into the
+capture register), and nothing the component computes can be optimised away.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ DEVICES = {
     "ecp5-85k": Device("ECP5 LFE5U-85F (CABGA381)", "ecp5", ("--85k", "--package", "CABGA381"),
                        100.0, _ECP5_SITES, (83640, 156, 208), _ECP5_CELLS),
 }
-"""The devices :func:`place` knows, by the name a benchmark or the CLI uses."""
+"""The devices :func:`place` knows, by the name ``benchmarks/hardware_cost.py`` uses."""
 
 
 class PinHarness(wiring.Component):
