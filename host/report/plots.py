@@ -131,3 +131,25 @@ def pareto(points: Sequence[dict[str, Any]], front: Sequence[int],
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     return _png(figure)
+
+
+def throughput(records: Sequence[dict[str, Any]], groups: Sequence[str]) -> bytes:
+    """Throughput (GOPS) against LUTs of measured designs, one colour per group.
+
+    The hardware-cost benchmark's trade-off: where a design sits up and to the left, it
+    does more per LUT.
+    """
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(8, 5))
+    palette = plt.get_cmap("tab20").colors
+    for n, group in enumerate(dict.fromkeys(groups)):
+        members = [r for r, g in zip(records, groups, strict=True) if g == group]
+        members.sort(key=lambda r: r["luts"])
+        axes.plot([r["luts"] for r in members], [r["gops"] for r in members],
+                  marker="os^D"[n // 10 % 4], linestyle="-" if n // 10 % 2 == 0 else "--",
+                  color=palette[2 * (n % 10) + n // 10 % 2], label=group or "designs")
+    axes.set(xscale="log", yscale="log", xlabel="LUTs (synthesis)",
+             ylabel="GOPS at Fmax (placed)", title="throughput against LUTs")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize="x-small", ncol=2)
+    return _png(figure)

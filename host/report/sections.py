@@ -172,8 +172,28 @@ def resources(run: Run, images: Images) -> str:
             if table.records and with_resources(table.records):
                 headers, rows = resource_table(table.records)
                 title = f"{bench.name}: {table.title}" if table.title else bench.name
-                parts.append(html.table(headers, rows, caption=title))
+                parts.append(_throughput(table.records, title, images)
+                             + html.table(headers, rows, caption=title))
     return "".join(parts) or _nothing(run, "resource counts (LUTs, FFs, DSPs, BRAMs, Fmax)")
+
+
+THROUGHPUT_GROUPS = ("device", "element", "array", "width")
+"""Fields of a benchmark row that, where present, name the series it belongs to."""
+
+
+def _throughput(records: tuple[dict[str, Any], ...], title: str, images: Images) -> str:
+    """A throughput-against-LUTs plot of the rows that were placed and timed, if any."""
+    timed = [r for r in records if isinstance(r.get("gops"), int | float)
+             and isinstance(r.get("luts"), int | float) and r["luts"] > 0]
+    if not timed:
+        return ""
+    groups = [" ".join(f"{r[k]}" + ("-bit" if k == "width" else "")
+                       for k in THROUGHPUT_GROUPS if k in r) for r in timed]
+    name = "report-throughput-" + "".join(c if c.isalnum() else "-" for c in title) + ".png"
+    image = html.Image(name, plots.throughput(timed, groups))
+    images.append(image)
+    return html.figure(image, f"{title}: throughput at Fmax against LUTs, {len(timed)} "
+                              f"designs that fit, one line per {'/'.join(THROUGHPUT_GROUPS)}")
 
 
 def pareto_front(run: Run, images: Images) -> str:
