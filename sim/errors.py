@@ -26,12 +26,13 @@ class SimulationFailed(SimulationError):
         One ``"<test name>: <message>"`` per failed cocotb test, as the results XML has it.
     results : dict or None
         What the testbench wrote before it failed, if anything.
-    run_dir : Path
-        The kept run directory, with ``sim.log``, ``results.xml`` and any waveform.
+    run_dir : Path or None
+        The kept run directory, with ``sim.log``, ``results.xml`` and any waveform; None
+        for a run in Amaranth's simulator that recorded no waveform (it keeps no files).
     """
 
     def __init__(self, message: str, *, failures: list[str], results: dict | None,
-                 run_dir: Path):
+                 run_dir: Path | None):
         super().__init__(message)
         self.failures = failures
         self.results = results
