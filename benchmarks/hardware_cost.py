@@ -95,14 +95,19 @@ class Point:
         return names.get(self.element, f"L={a} M={b}")
 
 
-ELEMENTS: dict[str, tuple[list[tuple[int, int]], tuple[int, ...], str]] = {
-    "shift": (VECTOR_LADDER, (8, 16), "activation bits"),
-    "multiplier-dsp": (VECTOR_LADDER, (8, 16), "activation bits"),
-    "multiplier-lut": (VECTOR_LADDER, (8, 16), "activation bits"),
-    "threshold": (BINARY_LADDER, (1,), "weight bits"),
-    "crossbar": (CROSSBAR_LADDER, (4,), "state bits"),
+ELEMENTS: dict[str, tuple[list[tuple[int, int]], tuple[int, ...] | None]] = {
+    "shift": (VECTOR_LADDER, None),
+    "multiplier-dsp": (VECTOR_LADDER, None),
+    "multiplier-lut": (VECTOR_LADDER, None),
+    "threshold": (BINARY_LADDER, (1,)),
+    "crossbar": (CROSSBAR_LADDER, (4,)),
 }
-"""Each element's ladder of sizes, the widths it is measured at, and what width means."""
+"""Each element's ladder of sizes and the widths it is measured at: its weight bits (the
+threshold array) or cell state bits (the crossbar), or None for the vector arrays, whose
+activation widths ``--widths`` chooses."""
+
+ACTIVATION_WIDTHS = (8, 16)
+"""The vector arrays' activation widths unless ``--widths`` says otherwise."""
 
 
 def measure(point: Point) -> dict[str, Any]:
@@ -139,7 +144,7 @@ def walk(device: str, element: str, width: int,
     Returns every row measured; the largest fitting size is within a factor of 1.5 of the
     largest that the device could hold.
     """
-    ladder, _widths, _meaning = ELEMENTS[element]
+    ladder, _widths = ELEMENTS[element]
     rows: list[dict[str, Any]] = []
     for index, size in enumerate(ladder):
         rows.append(_measure_and_say(Point(device, element, width, size), done or {}, resume))
@@ -246,9 +251,9 @@ def main() -> None:
     jobs = []
     for device in args.devices:
         for element in args.elements:
-            _ladder, widths, _meaning = ELEMENTS[element]
-            if args.widths and widths != (1,) and element != "crossbar":
-                widths = tuple(args.widths)
+            _ladder, widths = ELEMENTS[element]
+            if widths is None:
+                widths = tuple(args.widths or ACTIVATION_WIDTHS)
             jobs.extend((device, element, width, done, args.resume) for width in widths)
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
