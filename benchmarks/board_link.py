@@ -8,7 +8,11 @@
 - faults: a :class:`~hilt.host.link_trial.LinkTrial` on the board's memory target through
   a :class:`~hilt.host.faults.FaultProxy` that drops, flips and duplicates bytes and
   frames both ways, then one with the link cut mid-batch and one with the board reset
-  mid-batch: frames sent, faults injected, commands applied twice, results lost.
+  mid-batch: frames sent, faults injected, commands applied twice, results lost;
+- windows: the same trial against the reference device, with the window at 1, 8 and 64
+  and every kind of damage at 5, 10 and 20 % of the frames each way, with the link's
+  default retry budget: whether the batch completed, what it cost, and that no command
+  was applied twice.
 
     python benchmarks/board_link.py [--board icebreaker] [--frames 200] [--json out.json]
 """
@@ -29,7 +33,7 @@ from hilt.firmware.board_firmware import firmware_top
 from hilt.firmware.boards import BOARDS
 from hilt.host.faults import FaultProxy, Faults
 from hilt.host.link_trial import LinkTrial
-from hilt.host.protocol import spec
+from hilt.host.protocol import reference, spec
 from hilt.host.transport import Device, LinkError
 from hilt.sim.cosim import CosimBoard, start_cosim
 
@@ -41,6 +45,11 @@ PAYLOAD = 64
 TRIAL_STEPS = 64
 FAULTS = Faults(drop_byte=0.02, flip_byte=0.02, drop_frame=0.02, duplicate=0.02)
 LINK = {"timeout": 0.5, "retries": 10}
+WINDOWS = (1, spec.WINDOW_DEFAULT, spec.WINDOW_MAX)
+RATES = (0.05, 0.10, 0.20)
+WINDOW_STEPS = 128
+WINDOW_TIMEOUT_S = 0.1
+"""The reference device answers within a millisecond; a tenth of a second is ample."""
 
 
 def line_use(board: CosimBoard, frames: int) -> list[dict[str, Any]]:
@@ -100,6 +109,36 @@ def fault_trial(board: CosimBoard, how: str, seed: int) -> dict[str, Any]:
             "error": error}
 
 
+def window_trial(window: int, rate: float, seed: int) -> dict[str, Any]:
+    """A trial against the reference device with every kind of damage at ``rate`` each way,
+    ``window`` frames in flight and the default retry budget."""
+    trial = LinkTrial(WINDOW_STEPS, memory_size=MEMORY_BYTES, seed=seed)
+    faults = Faults(drop_byte=rate, flip_byte=rate, drop_frame=rate, duplicate=rate)
+    device = reference.ReferenceDevice([reference.MemoryTarget(MEMORY_BYTES)])
+    results, error = None, ""
+    with reference.serve_tcp(device) as server:
+        proxy = FaultProxy(server.url, seed=seed, to_device=faults, to_host=faults)
+        started = time.perf_counter()
+        with proxy, Device(proxy.url, window=window, timeout=WINDOW_TIMEOUT_S) as link:
+            try:
+                results = link.transact(trial.requests)
+            except LinkError as failure:
+                error = type(failure).__name__
+            stats = link.stats
+        wall = time.perf_counter() - started
+        with Device(server.url, timeout=1.0) as clean:
+            tally = trial.tally(results, trial.read_back(clean))
+    injected = sum(n for counts in proxy.counts.values()
+                   for kind, n in counts.items() if kind != "frames")
+    return {"window": window, "rate": rate, "requests": tally.requests,
+            "completed": results is not None, "error": error,
+            "frames_sent": stats.frames_sent, "retransmissions": stats.retransmissions,
+            "timeouts": stats.timeouts, "faults_injected": injected,
+            "applied_twice": tally.applied_twice,
+            "results_lost": tally.results_lost if results is not None else None,
+            "wall_s": round(wall, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--board", default="icebreaker", choices=sorted(BOARDS))
@@ -138,10 +177,24 @@ def main() -> None:
               f"{row['applied_twice']}, "
               + (f"results lost {row['results_lost']}" if not row["error"] else
                  f"not applied {row['not_applied']}, the call failed: {row['error']}"))
+    windows = [window_trial(window, rate, seed) for seed, (rate, window) in
+               enumerate((rate, window) for rate in RATES for window in WINDOWS)]
+    print(f"windows: {WINDOW_STEPS * 4 + 1} requests to the reference device, retries "
+          f"{spec.RETRIES_DEFAULT} per frame, timeout {WINDOW_TIMEOUT_S} s")
+    print("| faults | window | completed | frames sent | retransmissions | timeouts | "
+          "faults injected | applied twice | results lost | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in windows:
+        done = "yes" if row["completed"] else f"no ({row['error']})"
+        lost = "-" if row["results_lost"] is None else row["results_lost"]
+        print(f"| {row['rate']:.0%} | {row['window']} | {done} | {row['frames_sent']} | "
+              f"{row['retransmissions']} | {row['timeouts']} | {row['faults_injected']} | "
+              f"{row['applied_twice']} | {lost} | {row['wall_s']} |")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"board": args.board, "divisor": DIVISOR, "efficiency": framing,
-                       "codec": codec, "line": spans, "faults": trials}, out, indent=2)
+                       "codec": codec, "line": spans, "faults": trials, "windows": windows},
+                      out, indent=2)
 
 
 if __name__ == "__main__":

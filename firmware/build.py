@@ -441,10 +441,12 @@ def _publish(report: BuildReport, entry: Path, out_dir: Path, suffix: str, *,
                  digest=report.digest, bitstream_sha256=sha256_file(bitstream),
                  params=report.params, toolchain=report.toolchain,
                  timing_met=report.timing_met).write(bitstream)
-    report = replace(report, bitstream=bitstream if keep_bitstream else None)
-    (out_dir / f"{name}.report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    (out_dir / f"{name}.report.txt").write_text(report.summary() + "\n")
-    return report
+    # The files beside the bitstream name it by its file name, so they stay true when the
+    # folder is moved.
+    beside = replace(report, bitstream=Path(bitstream.name) if keep_bitstream else None)
+    (out_dir / f"{name}.report.json").write_text(json.dumps(beside.to_json(), indent=2) + "\n")
+    (out_dir / f"{name}.report.txt").write_text(beside.summary() + "\n")
+    return replace(report, bitstream=bitstream if keep_bitstream else None)
 
 
 def build_board(board: str | BoardConfig, top_factory: TopFactory, *, out_dir: Path | str,

@@ -68,8 +68,16 @@ class RecordingSerial:
 
     def __init__(self, port: SerialPort, path: str | Path) -> None:
         self._port = port
-        # Open for the whole session, so that every frame is on disk as it happens.
-        self._file = Path(path).open("w", encoding="utf-8")  # noqa: SIM115
+        # Open for the whole session, so that every frame is on disk as it happens; never
+        # over an earlier recording.
+        try:
+            self._file = Path(path).open("x", encoding="utf-8")  # noqa: SIM115
+        except FileExistsError:
+            raise ValueError(f"record={str(path)!r} exists; a recording is never written over "
+                             f"another, give a new path") from None
+        except OSError as error:
+            raise ValueError(f"record={str(path)!r} cannot be written: {error.strerror}; give "
+                             f"a path in a folder you can write to") from None
         self._started = time.monotonic()
         self._runs = {TO_DEVICE: _Runs(), FROM_DEVICE: _Runs()}
         self._log({"format": FORMAT, "version": VERSION, "protocol": spec.PROTOCOL_VERSION,
@@ -136,6 +144,9 @@ class ReplaySerial:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
             raise ReplayError(f"cannot read the recording {str(path)!r}: {exc}") from None
+        except UnicodeDecodeError:
+            raise ReplayError(f"{str(path)!r} is not a recording: it is not UTF-8 text (a "
+                              f"{FORMAT} file is JSON lines)") from None
         try:
             header = json.loads(lines[0]) if lines else {}
             if header.get("format") != FORMAT or header.get("version") != VERSION:
@@ -146,7 +157,7 @@ class ReplaySerial:
                     raise ValueError(f"line {number}: 'dir' must be {TO_DEVICE!r} or "
                                      f"{FROM_DEVICE!r}, got {record.get('dir')!r}")
                 self._events.append((number, record["dir"], bytes.fromhex(record["wire"])))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise ReplayError(f"{str(path)!r} is not a usable recording: {exc}") from None
 
     @property

@@ -174,24 +174,30 @@ class Device:
         Retransmissions allowed per frame before :class:`LinkTimeoutError`.
     record
         A path: write every frame each way to this JSON-lines file
-        (:mod:`hilt.host.recording`).
+        (:mod:`hilt.host.recording`); it must not exist yet.
     """
 
     def __init__(self, port: str | SerialPort, *, baudrate: int = spec.DEFAULT_BAUD,
                  timeout: float = 0.5, window: int = spec.WINDOW_DEFAULT,
                  retries: int = spec.RETRIES_DEFAULT, record: str | Path | None = None) -> None:
-        self.baudrate = _check_int("baudrate", baudrate, 1)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        self.baudrate = _check_int("baudrate", baudrate, spec.MIN_BAUD, spec.MAX_BAUD)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+                or not 0 < timeout <= spec.TIMEOUT_MAX_S:
+            raise ValueError(f"timeout must be a number of seconds above 0 and at most "
+                             f"{spec.TIMEOUT_MAX_S:g}, got {timeout!r}")
         self.timeout = float(timeout)
         self.window = _check_int("window", window, 1, spec.WINDOW_MAX)
-        self.retries = _check_int("retries", retries, 0)
+        self.retries = _check_int("retries", retries, 0, spec.RETRIES_MAX)
         self.name = port if isinstance(port, str) else type(port).__name__
         self._port = _open_port(port, baudrate)
         if record is not None:
             from hilt.host.recording import RecordingSerial
 
-            self._port = RecordingSerial(self._port, record)
+            try:
+                self._port = RecordingSerial(self._port, record)
+            except BaseException:
+                self._port.close()
+                raise
         self.stats = LinkStats()
         self.capabilities: Capabilities | None = None
         self._decoder = FrameDecoder()

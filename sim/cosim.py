@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -256,6 +257,18 @@ class CosimBoard:
         self.pty = ready["pty"]
 
 
+def _check_port_free(port: int) -> None:
+    """Refuse a TCP port on 127.0.0.1 that something already listens on, as the bridge
+    would find it, before anything is built."""
+    if port == 0:
+        return
+    try:
+        socket.create_server(("127.0.0.1", port)).close()
+    except OSError as error:
+        raise ValueError(f"port {port} on 127.0.0.1 cannot be listened on "
+                         f"({error.strerror}); give another, or 0 for any free one") from None
+
+
 def _check_uart_pins(component: wiring.Component) -> None:
     members = component.signature.members
     for name, flow in (("rx", wiring.In), ("tx", wiring.Out)):
@@ -301,7 +314,7 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     Raises
     ------
     ValueError
-        The design lacks the UART pins, or a parameter is out of range.
+        The design lacks the UART pins, a parameter is out of range, or ``port`` is taken.
     SimulatorNotFound
         The simulator is not installed; the message says how to install it.
     BuildFailed
@@ -314,6 +327,7 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     check_int("port", port, 0, 65535)
     check_int("clock_ns", clock_ns, 2)
     _check_uart_pins(component)
+    _check_port_free(port)
     toolchain = find_toolchain(sim)
     cache_dir = (default_cache_dir() if cache_dir is None else Path(cache_dir)).absolute()
     source = verilog.convert(component, name=TOPLEVEL, emit_src=False)

@@ -35,11 +35,26 @@ def test_bad_requests_are_named_before_anything_runs(tmp_path, capsys, argv, mes
     assert not list(tmp_path.iterdir())
 
 
-def test_a_failing_benchmark_stops_the_run_and_says_where_its_output_is(tmp_path):
+def test_a_failing_benchmark_keeps_the_earlier_results_as_they_were(tmp_path, capsys):
     scripts = tmp_path / "benchmarks"
     scripts.mkdir()
-    (scripts / "broken.py").write_text("print('half a table')\nraise SystemExit(3)\n")
-    with pytest.raises(BenchError, match=r"broken failed with exit status 3; its output is in"):
-        run_benchmarks(["broken"], tmp_path / "out", folder=scripts)
-    assert (tmp_path / "out" / "broken.txt").read_text() == "half a table\n"
-    assert not (tmp_path / "out" / "broken.json").exists()
+    script = scripts / "flaky.py"
+    script.write_text("import sys, json\nprint('a whole table')\n"
+                      "json.dump({'ok': 1}, open(sys.argv[sys.argv.index('--json') + 1], 'w'))\n")
+    out = tmp_path / "out"
+    run_benchmarks(["flaky"], out, folder=scripts)
+    before = {name: (out / name).read_bytes() for name in ("flaky.json", "flaky.txt")}
+    script.write_text("print('half a table')\nraise SystemExit(3)\n")
+    with pytest.raises(BenchError, match=r"flaky failed with exit status 3 \(its output is "
+                                         r"above\); .* keeps its earlier flaky.json"):
+        run_benchmarks(["flaky"], out, folder=scripts)
+    assert "half a table" in capsys.readouterr().out
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in out.iterdir()) == [".hilt-run.json", "flaky.json",
+                                                     "flaky.txt"]
+
+
+def test_the_default_output_folder_is_relative_to_where_hilt_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "protocol_codec", "--args=--frames 100"]) == 0
+    assert json.loads((tmp_path / "runs" / "bench" / "protocol_codec.json").read_text())

@@ -11,12 +11,17 @@ from hilt.host.cli import main
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["sim", "shift-array", "--lanes", "0"], "hilt: error: lanes must be at least 1, got 0"),
-    (["sim", "mul-array", "--exp-bits", "9"], "hilt: error: exp_bits must be in 1..6"),
-    (["synth", "shift-array", "--act-width", "1"], "hilt: error: act_width must be 2..32, got 1"),
-    (["sim", "shift-array", "--vectors", "0"], "hilt: error: --vectors must be at least 1, got 0"),
+    (["sim", "shift-array", "--lanes", "0"],
+     "hilt: error: argument --lanes: 0 is out of range: accepted an integer from 1 to 256"),
+    (["sim", "mul-array", "--exp-bits", "9"],
+     "hilt: error: argument --exp-bits: 9 is out of range: accepted an integer from 1 to 6"),
+    (["synth", "shift-array", "--act-width", "1"],
+     "hilt: error: argument --act-width: 1 is out of range: accepted an integer from 2 to 32"),
+    (["sim", "shift-array", "--vectors", "0"],
+     "hilt: error: argument --vectors: 0 is out of range"),
     (["sim-binary", "--pe", "9"], "hilt: error: pe must be 1..7, got 9"),
-    (["sim-binary", "--max-weight", "0"], "hilt: error: max_weight must be at least 1, got 0"),
+    (["sim-binary", "--max-weight", "0"],
+     "hilt: error: argument --max-weight: 0 is out of range: accepted an integer from 1"),
 ])
 def test_bad_parameters_end_in_one_line(argv, message, capsys):
     assert main(argv) == 2

@@ -188,9 +188,11 @@ def test_one_tcp_client_at_a_time_then_closed_port_is_reported():
 def test_port_in_use_is_a_clear_error(tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        with pytest.raises(SimulationFailed, match=r"(?s)before its bridge listened.*in use"):
+        with pytest.raises(ValueError, match=rf"port {port} on 127.0.0.1 cannot be listened "
+                                             rf"on \(Address already in use"):
             start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, port=port,
                         run_dir=tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything was built or started
 
 
 def test_simulator_dying_is_reported_with_its_log(tmp_path):

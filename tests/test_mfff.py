@@ -76,8 +76,8 @@ class FakeBackend(Backend):
 # --- refusals ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("field", "value", "accepted"), [
-    ("blocks", 0, "an int >= 1"),
-    ("hidden", 2.5, "an int >= 1"),
+    ("blocks", 0, "an int from 1 to 64"),
+    ("hidden", 2.5, "an int from 1 to 8192"),
     ("skip", 1, "True or False"),
     ("loss", "hinge", "('ff', 'symmetric')"),
     ("goodness", "max", "('sum', 'mean')"),
@@ -85,9 +85,9 @@ class FakeBackend(Backend):
     ("alpha", math.inf, "a finite number > 0 or None"),
     ("schedule", "random", "('joint', 'greedy')"),
     ("lr", 0, "a finite number > 0"),
-    ("epochs", True, "an int >= 1"),
-    ("batch_size", 0, "an int >= 1"),
-    ("seed", -1, "an int >= 0"),
+    ("epochs", True, "an int from 1 to 1000000"),
+    ("batch_size", 0, "an int from 1 to 1000000"),
+    ("seed", -1, "an int from 0 to 4294967295"),
     ("label_value", "1", "a finite number > 0"),
     ("classifier", "knn", "('softmax', 'goodness')"),
     ("stats_momentum", 1.5, "a finite number > 0 and <= 1.0"),

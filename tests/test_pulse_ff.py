@@ -180,7 +180,7 @@ def test_layers_that_are_not_chained_crossbars_are_refused(split, urls, message)
 
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("rule", "both", r"rule = 'both': accepted \('bidirectional', 'unidirectional'\)"),
-    ("epochs", 0, r"epochs = 0: accepted an int >= 1"),
+    ("epochs", 0, r"epochs = 0: accepted an int from 1 to 1000000"),
     ("lr", -1.0, r"lr = -1\.0: accepted a finite number > 0"),
     ("classifier", "vote", r"classifier = 'vote': accepted \('goodness', 'softmax'\)"),
     ("predict_layers", (0, 0), r"predict_layers = \(0, 0\): accepted distinct layer"),

@@ -253,11 +253,11 @@ def test_a_folder_without_results_is_named_with_what_was_expected(
     assert not (path / "report").exists()
 
 
-def test_a_report_that_fails_leaves_no_page_not_even_an_earlier_one(mfff_run, tmp_path,
-                                                                    monkeypatch):
+def test_a_report_that_fails_leaves_the_earlier_page_as_it_was(mfff_run, tmp_path,
+                                                               monkeypatch):
     out = tmp_path / "report" / "index.html"
     write_report(mfff_run, out)
-    assert out.exists()
+    before = {path.name: path.read_bytes() for path in out.parent.iterdir()}
 
     def broken(*args, **kwargs):
         raise RuntimeError("the plot failed")
@@ -265,8 +265,39 @@ def test_a_report_that_fails_leaves_no_page_not_even_an_earlier_one(mfff_run, tm
     monkeypatch.setattr(plots_module, "learning_curves", broken)
     with pytest.raises(RuntimeError, match="the plot failed"):
         write_report(mfff_run, out)
-    assert not out.exists()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+    assert {path.name: path.read_bytes() for path in out.parent.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["results.json", "model.pt", "notes.txt"])
+def test_a_report_is_an_html_page_and_never_replaces_other_files(mfff_run, tmp_path, capsys,
+                                                                 name):
+    out = mfff_run / name
+    if not out.exists():
+        out.write_text("my notes")
+    before = out.read_bytes()
+    assert main(["report", str(mfff_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out}: the report is an HTML page; give a path ending in .html" in err
+    assert out.read_bytes() == before
+
+
+def test_a_report_never_replaces_a_page_it_did_not_write_unless_forced(mfff_run, tmp_path,
+                                                                      capsys):
+    mine = tmp_path / "mine.html"
+    mine.write_text("<html>my own page</html>")
+    assert main(["report", str(mfff_run), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine} exists and is not a page or plot of hilt report" in err and "--force" in err
+    assert mine.read_text() == "<html>my own page</html>"
+    plot = tmp_path / "report-learning-curves.png"
+    plot.write_bytes(b"my own plot")
+    page = tmp_path / "page.html"
+    assert main(["report", str(mfff_run), "--out", str(page)]) == 2
+    assert f"{plot} exists and is not" in capsys.readouterr().err
+    assert plot.read_bytes() == b"my own plot" and not page.exists()
+    assert main(["report", str(mfff_run), "--out", str(page), "--force"]) == 0
+    assert plot.read_bytes() != b"my own plot"
+    assert main(["report", str(mfff_run), "--out", str(page)]) == 0
 
 
 def test_a_page_that_cannot_be_written_is_an_error_naming_it(mfff_run, tmp_path, capsys):

@@ -80,4 +80,5 @@ def test_cli_runs_the_regression(capsys):
 def test_cli_refuses_a_bad_size(capsys):
     assert main(["sim-synapse", "--state-bits", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "state_bits must be 2..12, got 0" in err
+    assert err.count("\n") == 1 and "argument --state-bits: 0 is out of range: accepted an " \
+        "integer from 2 to 12" in err

@@ -212,9 +212,13 @@ def test_bad_arguments_name_the_parameter(link, call, words):
 @pytest.mark.parametrize(("kwargs", "words"), [
     ({"window": 65}, "window must be an int 1..64, got 65"),
     ({"window": 0}, "window must be an int 1..64, got 0"),
-    ({"retries": -1}, "retries must be an int >= 0, got -1"),
-    ({"timeout": 0}, "timeout must be a number of seconds > 0, got 0"),
-    ({"baudrate": 0}, "baudrate must be an int >= 1, got 0"),
+    ({"retries": -1}, r"retries must be an int 0\.\.1000, got -1"),
+    ({"retries": 10**6}, r"retries must be an int 0\.\.1000, got 1000000"),
+    ({"timeout": 0}, "timeout must be a number of seconds above 0 and at most 3600, got 0"),
+    ({"timeout": float("inf")}, "at most 3600, got inf"),
+    ({"timeout": float("nan")}, "at most 3600, got nan"),
+    ({"baudrate": 0}, r"baudrate must be an int 300\.\.100000000, got 0"),
+    ({"baudrate": 1}, r"baudrate must be an int 300\.\.100000000, got 1"),
 ])
 def test_bad_settings_are_refused(kwargs, words):
     with pytest.raises(ValueError, match=words):

@@ -4,6 +4,6 @@ Open one by URL with :func:`open_backend` (see :mod:`hilt.host.backends.urls`).
 """
 
 from hilt.host.backends.base import Backend, BackendError, BackendStats
-from hilt.host.backends.urls import open_backend
+from hilt.host.backends.urls import check_backend, open_backend
 
-__all__ = ["Backend", "BackendError", "BackendStats", "open_backend"]
+__all__ = ["Backend", "BackendError", "BackendStats", "check_backend", "open_backend"]

@@ -71,6 +71,13 @@ class Backend(ABC):
 
     def __init__(self) -> None:
         self.stats = BackendStats()
+        self.closed = False
+
+    def check_open(self) -> None:
+        """Refuse to use a backend after :meth:`close`, naming it."""
+        if self.closed:
+            raise BackendError(f"{self.url}: this backend was closed; open the URL again to "
+                               f"use it")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, {self.kind} {self.in_features} -> " \
@@ -129,4 +136,4 @@ class Backend(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release the link and anything the backend started."""
+        """Release the link and anything the backend started; it can then not be used."""

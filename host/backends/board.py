@@ -16,6 +16,7 @@ import numpy as np
 from hilt.host.backends.base import Backend, BackendError
 from hilt.host.backends.elements import ELEMENTS, Element, ElementError
 from hilt.host.protocol import spec
+from hilt.host.protocol.codec import Capabilities
 from hilt.host.protocol.synapse_layout import Slot
 from hilt.host.transport import Device, LinkError, Request
 
@@ -43,7 +44,7 @@ class BoardBackend(Backend):
         self.capabilities = device.capabilities
         self._on_close = on_close
         try:
-            self.element = self._element(target)
+            self.element = board_element(self.capabilities, url, target)
         except BaseException:
             self.close()
             raise
@@ -59,30 +60,6 @@ class BoardBackend(Backend):
             operations.append("read_state")
         self.operations = tuple(operations)
 
-    def _element(self, target: int | None) -> Element:
-        capabilities = self.capabilities
-        entries = capabilities.targets
-        if target is not None:
-            chosen = [entry for entry in entries if entry["id"] == target]
-            if not chosen:
-                raise BackendError(f"{self.url}: no target {target}; the board has "
-                                   f"{_listing(entries)}")
-            if chosen[0]["kind"] not in ELEMENTS:
-                raise BackendError(f"{self.url}: target {target} is a {chosen[0]['kind']}, "
-                                   f"not an element a training loop drives "
-                                   f"({', '.join(ELEMENTS)})")
-        else:
-            chosen = [entry for entry in entries if entry["kind"] in ELEMENTS]
-            if not chosen:
-                raise BackendError(f"{self.url}: the board has {_listing(entries)}, none of "
-                                   f"them a processing element ({', '.join(ELEMENTS)})")
-        entry = chosen[0]
-        try:
-            return ELEMENTS[entry["kind"]](entry, capabilities.max_payload)
-        except (KeyError, TypeError, ValueError) as error:
-            raise BackendError(f"{self.url}: target {entry['id']}'s capability entry is not "
-                               f"usable: {error}") from None
-
     def describe(self) -> dict[str, Any]:
         capabilities = self.capabilities
         return {"url": self.url, "kind": self.kind, "in_features": self.in_features,
@@ -91,6 +68,7 @@ class BoardBackend(Backend):
                 "target": self.element.entry}
 
     def _transact(self, requests: list[Request], what: str) -> list[bytes]:
+        self.check_open()
         try:
             return self.device.transact(requests)
         except LinkError as error:
@@ -103,6 +81,7 @@ class BoardBackend(Backend):
             raise BackendError(f"{self.url}: {error}") from None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        self.check_open()
         payloads = self._checked(lambda: self.element.forward_payloads(x))
         answers = self._transact([Request(spec.Command.FORWARD, p) for p in payloads],
                                  "forward")
@@ -129,12 +108,40 @@ class BoardBackend(Backend):
         return self.element.state(answers)
 
     def close(self) -> None:
+        self.closed = True
         device, self.device = getattr(self, "device", None), None
         if device is not None:
             device.close()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close()
+
+
+def board_element(capabilities: Capabilities, url: str, target: int | None = None) -> Element:
+    """The element of target ``target`` of the board ``capabilities`` describes (by default
+    its first target a training loop can drive); BackendError naming ``url`` if there is
+    none, or if it does not fit the board's frames."""
+    entries = capabilities.targets
+    if target is not None:
+        chosen = [entry for entry in entries if entry["id"] == target]
+        if not chosen:
+            raise BackendError(f"{url}: no target {target}; the board has {_listing(entries)}")
+        if chosen[0]["kind"] not in ELEMENTS:
+            raise BackendError(f"{url}: target {target} is a {chosen[0]['kind']}, not an "
+                               f"element a training loop drives ({', '.join(ELEMENTS)})")
+    else:
+        chosen = [entry for entry in entries if entry["kind"] in ELEMENTS]
+        if not chosen:
+            raise BackendError(f"{url}: the board has {_listing(entries)}, none of them a "
+                               f"processing element ({', '.join(ELEMENTS)})")
+    entry = chosen[0]
+    try:
+        return ELEMENTS[entry["kind"]](entry, capabilities.max_payload)
+    except ElementError as error:
+        raise BackendError(f"{url}: {error}") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise BackendError(f"{url}: target {entry['id']}'s capability entry is not usable: "
+                           f"{error}") from None
 
 
 def _listing(entries: Sequence[dict[str, Any]]) -> str:

@@ -117,6 +117,7 @@ class BoardLayer(Backend):
         return self.board.forward(self.encode(x)).astype(np.float64)
 
     def close(self) -> None:
+        self.closed = True
         self.board.close()
 
 

@@ -71,6 +71,18 @@ class Element(ABC):
         self.entry = dict(entry)
         self.max_payload = max_payload
         self.layout = self.make_layout(entry)
+        self.check_frames()
+
+    def check_frames(self) -> None:
+        """Refuse an element one of whose vectors does not fit the board's frames."""
+        room = self.max_payload - _TARGET_HEADER
+        if self.in_bytes > room or self.out_bytes > self.max_payload:
+            raise ElementError(
+                f"{self.what} does not fit the board's {self.max_payload}-byte frames: one "
+                f"vector is {self.in_bytes} bytes in and {self.out_bytes} out, a FORWARD "
+                f"carries at most {room} in and {self.max_payload} out; make the element "
+                f"smaller or the frames larger (max_payload, at most "
+                f"{spec.MAX_PAYLOAD_CEILING})")
 
     @staticmethod
     def make_layout(entry: Mapping[str, Any]) -> Any:
@@ -127,9 +139,6 @@ class Element(ABC):
         x = self.check_inputs(x)
         per_frame = min((self.max_payload - _TARGET_HEADER) // self.in_bytes,
                         self.max_payload // self.out_bytes)
-        if per_frame < 1:
-            raise ElementError(f"one vector of {self.what} does not fit a "
-                               f"{self.max_payload}-byte frame")
         prefix = struct.pack(spec.TARGET_FORMAT, self.target)
         return [prefix + self.pack_inputs(x[start:start + per_frame])
                 for start in range(0, len(x), per_frame)]
@@ -261,6 +270,17 @@ class SynapseCrossbarElement(Element):
     def __init__(self, entry: Mapping[str, Any], max_payload: int) -> None:
         super().__init__(entry, max_payload)
         self.max_pulses = entry["params"]["max_pulses"]
+
+    def check_frames(self) -> None:
+        super().check_frames()
+        lay = self.layout
+        room = self.max_payload - max(_WRITE_HEADER, _TARGET_HEADER)
+        if max(lay.row_bytes, lay.slot_bytes) > room:
+            raise ElementError(
+                f"{self.what} does not fit the board's {self.max_payload}-byte frames: a "
+                f"row is {lay.row_bytes} bytes and a pulse slot {lay.slot_bytes}, a frame "
+                f"carries {room}; make the crossbar smaller or the frames larger "
+                f"(max_payload, at most {spec.MAX_PAYLOAD_CEILING})")
 
     in_features = property(lambda self: self.layout.cols)
     out_features = property(lambda self: self.layout.rows)

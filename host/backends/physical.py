@@ -37,6 +37,7 @@ class PhysicalBackend(Backend):
                 "system": self.system.config()}
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        self.check_open()
         try:
             x = check_batch("inputs", x, self.in_features, -np.inf, np.inf,
                             f"the {self.system.name} layer {self.in_features} -> "
@@ -59,4 +60,6 @@ class PhysicalBackend(Backend):
         self.system.load_state_dict(state)
 
     def close(self) -> None:
-        """Nothing to release: the system lives in this process."""
+        """Nothing to release (the system lives in this process), but it is not measured
+        after this."""
+        self.closed = True

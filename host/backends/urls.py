@@ -37,23 +37,35 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from hilt.host.arguments import SEED, Count, Real
 from hilt.host.backends.base import Backend, BackendError
-from hilt.host.backends.board import BoardBackend
-from hilt.host.protocol import reference
+from hilt.host.backends.board import BoardBackend, board_element
+from hilt.host.protocol import reference, spec
 from hilt.host.protocol.codec import Capabilities
 from hilt.host.reference_board import reference_board
 from hilt.host.transport import Device, LinkError
 
 SCHEMES = ("golden", "cosim", "serial", "physical")
-LINK_OPTIONS = {"timeout": float, "window": int, "retries": int, "target": int}
-SERIAL_OPTIONS = {"baudrate": int}
+SIMULATORS = ("verilator", "icarus")
+LINK_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "timeout": Real(0, spec.TIMEOUT_MAX_S, low_inclusive=False).parse,
+    "window": Count(1, spec.WINDOW_MAX).parse,
+    "retries": Count(0, spec.RETRIES_MAX).parse,
+    "target": Count(0, 255, "a one-byte target id").parse,
+}
+SERIAL_OPTIONS = {"baudrate": Count(spec.MIN_BAUD, spec.MAX_BAUD).parse}
 """Options of a port the host opens itself: its line rate (a ``Device``'s ``baudrate``)."""
-BOARD_OPTIONS = {"pe": str}
+BOARD_OPTIONS: dict[str, Callable[[str], Any]] = {"pe": str}
+SIZE = Count(0, 0x10000, "the protocol addresses at most 65536 rows or beats").parse
+"""Any element size keyword; the element then checks that it fits the board's frames."""
 SIZE_ALIASES = {"pe": "pes"}
 """Size keywords spelt otherwise in a URL, where their own name is already an option."""
-SYSTEM_OPTIONS = {
-    "optical": {"encoding": str, "saturation": float, "offset": float},
-    "acoustic": {"modes": int, "gain": float, "spectrum_decay": float, "saturation": float},
+WIDTH = Count(1, 4096, "a mixing matrix of at most 4096 x 4096").parse
+NUMBER = Real(-1e9, 1e9).parse
+SYSTEM_OPTIONS: dict[str, dict[str, Callable[[str], Any]]] = {
+    "optical": {"encoding": str, "saturation": NUMBER, "offset": NUMBER},
+    "acoustic": {"modes": Count(1, 4096).parse, "gain": NUMBER, "spectrum_decay": NUMBER,
+                 "saturation": NUMBER},
 }
 """Each simulated system's own constructor options, as URL options."""
 COSIM_TIMEOUT_S = 5.0
@@ -70,8 +82,8 @@ def _physical(url: str, rest: str) -> Backend:
     if name not in systems:
         raise BackendError(f"{url}: physical system must be one of {', '.join(systems)}, "
                            f"got {name!r}")
-    accepted = {"in": int, "out": int, "seed": int, "noise": float, "drift": float,
-                **SYSTEM_OPTIONS[name]}
+    accepted = {"in": WIDTH, "out": WIDTH, "seed": SEED.parse, "noise": Real(0, 1e3).parse,
+                "drift": Real(0, 1).parse, **SYSTEM_OPTIONS[name]}
     options = _options(url, query, accepted)
     in_features, out_features = options.pop("in", 64), options.pop("out", 256)
     try:
@@ -81,17 +93,32 @@ def _physical(url: str, rest: str) -> Backend:
     return PhysicalBackend(system, url)
 
 
+def _simulator(text: str) -> str:
+    if text not in SIMULATORS:
+        raise ValueError(f"{text!r} is not a simulator: accepted {', '.join(SIMULATORS)}")
+    return text
+
+
+def _query(url: str, query: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise BackendError(f"{url}: the options after '?' must read NAME=VALUE&NAME=VALUE, "
+                           f"got {query!r}") from None
+
+
 def _options(url: str, query: str, accepted: Mapping[str, Callable[[str], Any]]) -> dict:
     options = {}
-    for name, text in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+    for name, text in _query(url, query):
         if name not in accepted:
             raise BackendError(f"{url}: unknown option {name!r}; accepted: "
                                f"{', '.join(accepted)}")
+        if name in options:
+            raise BackendError(f"{url}: option {name} is given more than once; give it once")
         try:
             options[name] = accepted[name](text)
-        except ValueError:
-            raise BackendError(f"{url}: option {name}={text!r} must be a "
-                               f"{accepted[name].__name__}") from None
+        except ValueError as error:
+            raise BackendError(f"{url}: option {name}: {error}") from None
     return options
 
 
@@ -114,7 +141,7 @@ def _size_options(url: str, name: str, query: str) -> dict[str, str]:
     the ``pe`` the query names (or the firmware's default element)."""
     from hilt.sim.cosim_board import element_sizes
 
-    pe = dict(parse_qsl(query)).get("pe")
+    pe = dict(_query(url, query)).get("pe")
     try:
         sizes = element_sizes(name, pe)
     except ValueError as error:
@@ -137,6 +164,13 @@ def _board_params(url: str, name: str, options: dict,
     return record, params
 
 
+def check_backend(url: str) -> None:
+    """Refuse ``url`` for anything :func:`open_backend` would refuse it for without
+    reaching the backend: its form, scheme, board, element, options, and whether the
+    element fits the board's frames. Opens no port and starts no simulator."""
+    _opener(url)
+
+
 def open_backend(url: str) -> Backend:
     """Open the backend ``url`` names (see the module docstring).
 
@@ -148,6 +182,11 @@ def open_backend(url: str) -> Backend:
         The URL is malformed or names an unknown scheme, board, element or option; the
         board cannot be reached; or it carries no element a training loop can drive.
     """
+    return _opener(url)()
+
+
+def _opener(url: str) -> Callable[[], Backend]:
+    """Check ``url`` as far as can be done without reaching the backend; what opens it."""
     if not isinstance(url, str) or ":" not in url:
         raise BackendError(f"backend URL must look like SCHEME:WHERE with SCHEME one of "
                            f"{', '.join(SCHEMES)} (e.g. golden:icebreaker), got {url!r}")
@@ -156,7 +195,8 @@ def open_backend(url: str) -> Backend:
         raise BackendError(f"backend URL scheme must be one of {', '.join(SCHEMES)}, got "
                            f"{scheme!r} in {url!r}")
     if scheme == "physical":
-        return _physical(url, rest)
+        backend = _physical(url, rest)
+        return lambda: backend
     if scheme == "serial" or rest.startswith("socket://"):
         port, _, query = rest.partition("?")
         port = port[2:] if port.startswith("///") else port
@@ -167,27 +207,34 @@ def open_backend(url: str) -> Backend:
         link, target, _ = _split_options(_options(url, query, accepted))
         if scheme == "cosim":
             link.setdefault("timeout", COSIM_TIMEOUT_S)
-        return BoardBackend(_device(url, port, link), url, target=target)
+        return lambda: BoardBackend(_device(url, port, link), url, target=target)
 
     name, _, query = rest.partition("?")
     sizes = _size_options(url, name, query)
-    accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **({"sim": str} if scheme == "cosim" else {}),
-                **dict.fromkeys(sizes, int)}
+    accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **({"sim": _simulator} if scheme == "cosim"
+                                                    else {}),
+                **dict.fromkeys(sizes, SIZE)}
     link, target, options = _split_options(_options(url, query, accepted))
     record, params = _board_params(url, name, options, sizes)
+    capabilities = Capabilities.from_payload(record)
+    board_element(capabilities, url, target)
     if scheme == "golden":
-        twin = reference_board(Capabilities.from_payload(record))
-        return BoardBackend(_device(url, reference.InProcessPort(twin), link), url,
-                            target=target)
+        return lambda: BoardBackend(
+            _device(url, reference.InProcessPort(reference_board(capabilities)), link), url,
+            target=target)
+    link.setdefault("timeout", COSIM_TIMEOUT_S)
+    return lambda: _cosim(url, name, params, options.get("sim", "verilator"), link, target)
 
+
+def _cosim(url: str, name: str, params: dict, sim: str, link: dict,
+           target: int | None) -> Backend:
     from hilt.sim.cosim_board import start_board
     from hilt.sim.errors import SimulationError
 
     try:
-        board = start_board(name, params, sim=options.get("sim", "verilator"))
+        board = start_board(name, params, sim=sim)
     except (SimulationError, ValueError) as error:
         raise BackendError(f"{url}: the co-simulated board did not start: {error}") from None
-    link.setdefault("timeout", COSIM_TIMEOUT_S)
     try:
         device = _device(url, board.url, link)
     except BaseException:

@@ -236,6 +236,9 @@ class Capabilities:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"capability record is not UTF-8 JSON ({exc}): "
                              f"{payload[:64]!r}") from None
+        except RecursionError:
+            raise ValueError(f"capability record nests too deep to be read: "
+                             f"{payload[:64]!r}") from None
         if not isinstance(record, dict):
             raise ValueError(f"capability record must be a JSON object, got {record!r:.64}")
         missing = [key for key in spec.CAPABILITY_FIELDS if key not in record]

@@ -92,9 +92,16 @@ WINDOW_MAX = 64
 """Frames a host may have in flight: well inside the duplicate window, so any frame the
 host retries is recognised as one."""
 RETRIES_DEFAULT = 5
+RETRIES_MAX = 1000
+"""Retransmissions a host may allow one frame; more only hides a dead link."""
+TIMEOUT_MAX_S = 3600.0
+"""The longest wait for an answer a host may ask for, in seconds."""
 
 DEFAULT_BAUD = 3_000_000
 """The line rate boards use unless their capability record says otherwise (8N1)."""
+MIN_BAUD = 300
+MAX_BAUD = 100_000_000
+"""The line rates a host accepts: below 300 baud one largest frame takes minutes."""
 
 RESPONSE_FLAG = 0x80
 """Set in ``cmd`` of every frame the device sends."""

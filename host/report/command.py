@@ -20,9 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="PATH",
                         help=f"the HTML page to write (default RUN_DIR/{PAGE}); its PNG plots "
                              "go beside it")
+    parser.add_argument("--force", action="store_true",
+                        help="replace files at the page's or the plots' paths that no "
+                             "report wrote")
 
 
-def report_command(run_dir: str | Path, out: str | Path | None = None) -> int:
+def report_command(run_dir: str | Path, out: str | Path | None = None, *,
+                   force: bool = False) -> int:
     """Write the report of ``run_dir`` and print where; the exit status (0).
 
     A folder that is not a finished run, or a page that cannot be written, raises
@@ -31,7 +35,7 @@ def report_command(run_dir: str | Path, out: str | Path | None = None) -> int:
     """
     from .render import write_report
 
-    page, plots = write_report(run_dir, out)
+    page, plots = write_report(run_dir, out, force=force)
     print(f"hilt report: wrote {page} ({len(plots)} plot{'s' if len(plots) != 1 else ''} "
           f"beside it, also embedded in the page)")
     return 0

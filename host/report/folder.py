@@ -64,6 +64,9 @@ def _read_text(path: Path) -> str:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(_read_text(path))
+    except RecursionError:
+        raise ReportError(f"{path} nests too deep to be read; expected what `hilt` writes "
+                          f"there") from None
     except ValueError as error:
         raise ReportError(f"{path} is not valid JSON ({error}); expected what `hilt` "
                           f"writes there") from None
@@ -92,6 +95,12 @@ def _results_run(path: Path) -> Run:
     if missing:
         raise ReportError(f"{file} looks like {what}'s results but lacks "
                           f"{', '.join(missing)}")
+    shapes = {"config": dict, "curves": dict, "points": list, "pareto_front": list}
+    for key in needed:
+        if key in shapes and not isinstance(results[key], shapes[key]):
+            kind_name = "an object" if shapes[key] is dict else "a list"
+            raise ReportError(f"{file}: its {key} is {type(results[key]).__name__}, not "
+                              f"{kind_name} as hilt writes it")
     return Run(path, kind, results, _mtime(file))
 
 

@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+GENERATOR = "hilt report"
+"""Named in every page (its generator meta tag) and plot (its PNG Software field), so that
+a later report knows which files an earlier one wrote."""
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
        padding: 0 1em; color: #222; line-height: 1.45; }
@@ -132,6 +136,7 @@ def page(title: str, header: str, sections: Sequence[Section], footer: str) -> s
     body = "".join(f'<section id="{text(s.anchor)}"><h2>{text(s.title)}</h2>{s.body}'
                    f"</section>" for s in sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="generator" content="{GENERATOR}">'
             f"<title>{text(title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>{text(title)}</h1>{header}<nav>{contents}</nav>{body}"
             f"<footer>{text(footer)}</footer></body></html>\n")

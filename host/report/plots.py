@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .devices import PhysicalResponse, SynapseResponse
+from .html import GENERATOR
 
 DPI = 100
 
@@ -29,7 +30,7 @@ def _pyplot() -> Any:
 def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": GENERATOR})
     _pyplot().close(figure)
     return buffer.getvalue()
 

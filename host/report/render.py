@@ -1,18 +1,20 @@
 """Writing a run folder's report: the page and its plots, whole or not at all.
 
-Everything is rendered in memory first; only then are the plots written beside the page
-and, last, the page itself, each to a temporary file in its folder renamed into place.
-So a report that fails to render leaves no page behind, and a page from an earlier
-report is removed rather than left to pass for this one.
+The page must be an ``.html`` file, and every file the report would replace (the page,
+its plots) must be one an earlier report wrote, known by the generator they name
+(:data:`~.html.GENERATOR`), unless the user said ``--force``: a report never overwrites a
+run's results or anything else. Everything is rendered in memory first; only then are
+the plots written beside the page and, last, the page itself, each to a temporary file in
+its folder renamed into place. So a report that fails leaves whatever was there before
+as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from pathlib import Path
 
-from hilt.host.sweep.run_folder import write_atomic
+from hilt.host.output_folder import write_atomic
 
 from . import html
 from .errors import ReportError
@@ -35,7 +37,9 @@ def render(run_dir: str | Path) -> tuple[str, list[html.Image]]:
     try:
         title, items = header(run)
         sections, images = build_sections(run)
-    except (KeyError, IndexError, TypeError) as error:
+    except ReportError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
         raise ReportError(f"the results in {run.path} are not shaped as hilt writes them "
                           f"({type(error).__name__}: {error}); expected a {run.kind} "
                           f"folder's files as `hilt` leaves them") from None
@@ -44,25 +48,47 @@ def render(run_dir: str | Path) -> tuple[str, list[html.Image]]:
     return html.page(title, html.meta_table(items), sections, footer), images
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[Path]]:
+def write_report(run_dir: str | Path, out: str | Path | None = None, *,
+                 force: bool = False) -> tuple[Path, list[Path]]:
     """Render the report of ``run_dir`` to ``out`` (default ``RUN_DIR/report/index.html``),
     its plots beside it as PNG files; the page's path and the plots' paths.
 
     Raises
     ------
     ReportError
-        The folder is not a finished run (see :func:`~.folder.load_run`), or the report
-        cannot be written; no page is left at ``out`` then.
+        ``out`` is not an ``.html`` path, or would replace a file no report wrote (unless
+        ``force``); the folder is not a finished run (see :func:`~.folder.load_run`); or
+        the report cannot be written. Whatever was at ``out`` is left as it was then.
     """
     out = Path(out) if out is not None else default_out(run_dir)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ReportError(f"--out {out}: the report is an HTML page; give a path ending in "
+                          f".html (default {default_out(run_dir)})")
+    if out.is_dir():
+        raise ReportError(f"--out {out} is a folder; give the page's path, e.g. "
+                          f"{out / 'index.html'}")
+    page, images = render(run_dir)
+    if not force:
+        for path in [out, *(out.parent / image.name for image in images)]:
+            _check_replaceable(path)
+    return out, _write(out, page, images)
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to replace ``path`` unless it is missing or an earlier report wrote it."""
+    if not path.exists():
+        return
     try:
-        page, images = render(run_dir)
-        plots = _write(out, page, images)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            out.unlink(missing_ok=True)
-        raise
-    return out, plots
+        with open(path, "rb") as existing:
+            head = existing.read(1 << 16)
+    except OSError as error:
+        raise ReportError(f"cannot read {path}, which the report would replace: "
+                          f"{error.strerror}") from None
+    if path.is_file() and html.GENERATOR.encode() in head:
+        return
+    raise ReportError(f"{path} exists and is not a page or plot of hilt report; the "
+                      f"report would replace it. Give another --out, or add --force to "
+                      f"replace it")
 
 
 def _write(out: Path, page: str, images: list[html.Image]) -> list[Path]:

@@ -11,13 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from hilt.host.arguments import INTERRUPTED, WORKERS
+
 from .run_folder import POINTS_FILE
 
 DEFAULT_OUT = Path("runs/sweep")
-
-INTERRUPTED = 130
-"""Exit status after Ctrl-C, as a shell reports a process ended by SIGINT."""
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sweep's arguments to ``parser`` (the ``sweep`` subparser)."""
@@ -26,17 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"run folder (default {DEFAULT_OUT}/CONFIG-NAME); a rerun with "
                              "the same config resumes it")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--workers", type=WORKERS, default=None,
                         help="local worker processes (default: one per core), or the CPUs "
                              "of --ray local")
     parser.add_argument("--ray", default=None, metavar="ADDRESS",
                         help="run on Ray: auto, HOST:PORT, ray://HOST:PORT, or local (a "
                              "private instance); needs pip install -e \".[ray]\"")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a folder that holds another kind of run or files "
+                             "that are no run")
 
 
 def sweep_command(config_path: str | Path, out: str | Path | None = None,
                   workers: int | None = None, ray_address: str | None = None,
-                  progress: bool = True) -> int:
+                  progress: bool = True, force: bool = False) -> int:
     """Run the sweep of ``config_path`` into ``out`` and print its Pareto front.
 
     Returns the exit status: 0, or :data:`INTERRUPTED` after Ctrl-C (the points finished
@@ -56,7 +57,7 @@ def sweep_command(config_path: str | Path, out: str | Path | None = None,
           f"{config.epochs} epochs, seed {config.seed}, into {out}")
     try:
         result = run_sweep(config, out, workers=workers, ray_address=ray_address,
-                           progress=progress)
+                           progress=progress, force=force)
     except KeyboardInterrupt:
         done = _lines(out / POINTS_FILE)
         print(f"hilt sweep: interrupted; {done} of {points} points are in "

@@ -109,6 +109,8 @@ def load_config(path: str | Path) -> SweepConfig:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise SweepConfigError(f"config {str(path)!r} is not valid "
                                f"{path.suffix[1:].upper()}: {error}") from None
+    except RecursionError:
+        raise SweepConfigError(f"config {str(path)!r} nests too deep to be read") from None
     return parse_config(data, source=str(path))
 
 

@@ -68,7 +68,8 @@ class SweepResult:
 
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, workers: int | None = None,
               ray_address: str | None = None, progress: bool = False,
-              on_point: Callable[[dict[str, Any]], None] | None = None) -> SweepResult:
+              on_point: Callable[[dict[str, Any]], None] | None = None,
+              force: bool = False) -> SweepResult:
     """Evaluate every point of ``config`` not yet in ``out_dir``, then write the report.
 
     Parameters
@@ -77,8 +78,8 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, workers: int | None =
         The validated config (:func:`~hilt.host.sweep.config.load_config`).
     out_dir
         The run folder: ``points.jsonl`` as points finish, then ``results.md``,
-        ``pareto.png`` and, last, ``results.json``. A folder of another config is
-        refused.
+        ``pareto.png`` and, last, ``results.json``. A folder of another config, of
+        another kind of run, or one holding files that are no run is refused.
     workers
         Local processes (default: one per core; 1 runs in this process), or the CPUs
         of the instance ``ray_address="local"`` starts.
@@ -89,6 +90,8 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, workers: int | None =
         Show a progress bar over the points (on stderr).
     on_point
         Called with each point's record as it finishes.
+    force
+        Take a folder that holds another kind of run or files that are no run.
 
     Raises
     ------
@@ -105,7 +108,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, workers: int | None =
         raise SweepError(f"workers={workers} applies to local runs and to --ray local; the "
                          f"CPUs of the Ray cluster at {ray_address!r} decide its parallelism")
     started = time.perf_counter()
-    folder = RunFolder(out_dir, config)
+    folder = RunFolder(out_dir, config, force=force)
     points = config.points()
     todo = [p for p in points if point_key(p) not in folder.finished]
     pairing = _Pairing(config, list(folder.finished.values()), todo)

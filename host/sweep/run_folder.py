@@ -12,39 +12,28 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hilt.host.output_folder import OutputError, claim, write_atomic
+
 from .config import SweepConfig
+from .cost import RESOURCES
 from .errors import RunFolderError
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 POINTS_FILE = "points.jsonl"
+POINT_NUMBERS = ("accuracy", "train_s", "synth_s", "seconds", *RESOURCES)
+"""The numbers every finished point's record holds."""
 
 
 def point_key(params: dict[str, Any]) -> str:
     """A point's identity: its parameters as canonical JSON."""
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``path`` so that it holds either its old content or all of ``data``."""
-    path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(raw)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class RunFolder:
@@ -56,6 +45,9 @@ class RunFolder:
         The folder; created if missing.
     config
         The sweep's config. A folder that holds another config's sweep is refused.
+    force
+        Take a folder that holds another kind of run, or files that are no run (see
+        :func:`~hilt.host.output_folder.claim`).
 
     Attributes
     ----------
@@ -65,14 +57,13 @@ class RunFolder:
         Whether opening cut off a torn last line.
     """
 
-    def __init__(self, path: str | Path, config: SweepConfig) -> None:
+    def __init__(self, path: str | Path, config: SweepConfig, *, force: bool = False) -> None:
         self.path = Path(path)
         self.config = config
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise RunFolderError(f"run folder {str(self.path)!r} cannot be created: "
-                                 f"{error.strerror}") from None
+            claim(self.path, "sweep", force=force)
+        except OutputError as error:
+            raise RunFolderError(str(error)) from None
         self._claim()
         self.repaired = False
         self.finished = self._load()
@@ -126,9 +117,15 @@ class RunFolder:
             try:
                 record = json.loads(line)
                 held, params = record["config_hash"], record["params"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise RunFolderError(f"{where} is not a point record; delete the line or "
                                      f"give a fresh output folder (--out)") from None
+            lacking = [name for name in POINT_NUMBERS if not _number(record.get(name))]
+            if not isinstance(params, dict) or lacking:
+                what = (f"lacks {', '.join(lacking)} (each a finite number)"
+                        if isinstance(params, dict) else "has params that are not an object")
+                raise RunFolderError(f"{where} {what}; delete the line to measure the point "
+                                     f"again, or give a fresh output folder (--out)")
             if held != self.config.hash:
                 raise self._refuse(f"has a point of another config ({where}: hash {held})")
             key = point_key(params)
@@ -150,6 +147,11 @@ class RunFolder:
 def _parses(line: str) -> bool:
     try:
         json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
+
+
+def _number(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))

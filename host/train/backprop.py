@@ -24,9 +24,9 @@ from hilt.host.train.ff import (
     batches,
     check_count,
     check_positive,
+    check_seed,
     check_widths,
     digits_tensors,
-    is_int,
     seeded,
 )
 from hilt.quant.datasets import DigitsSplit
@@ -69,8 +69,7 @@ class BackpropConfig:
             raise ValueError(f"weight_decay = {decay!r}: need a finite number >= 0")
         check_count("epochs", self.epochs)
         check_count("batch_size", self.batch_size)
-        if not is_int(self.seed):
-            raise ValueError(f"seed = {self.seed!r}: need an int")
+        check_seed(self.seed)
 
 
 def mlp(in_features: int, hidden: tuple[int, ...], num_classes: int = NUM_CLASSES) -> nn.Sequential:

@@ -1,20 +1,28 @@
-"""Checkpoints of long training runs: written whole or not at all, and checked on load.
+"""Checkpoints of long training runs: written whole or not at all, checked before use.
 
 A checkpoint is one file holding a training loop's whole state (parameters, optimiser
 state, random generators, the step it reached, a backend's state): enough that a run
 killed mid-epoch and resumed reaches the same parameters as one that was not. The file
 is written to a temporary name and renamed into place, so a crash while saving leaves
-the previous checkpoint intact; it carries a format tag, the run's configuration and a
-SHA-256 of its contents, so a truncated, corrupted or foreign file is refused with a
-message that says which, rather than resumed from.
+the previous checkpoint intact.
+
+The file is a format tag, a SHA-256 of the rest, the run's configuration as JSON, and
+the state as a torch file of tensors and plain data only. A load checks the tag, the
+digest and the configuration first, and only then reads the state, with
+``torch.load(weights_only=True)``: a file that was tampered with can hold wrong numbers,
+never code that runs. NumPy arrays in the state are stored as tagged byte tensors and
+come back as arrays.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import random
+import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +30,11 @@ import numpy as np
 import torch
 
 FORMAT = "hilt-checkpoint"
-VERSION = 1
+VERSION = 2
 _MAGIC = f"{FORMAT} v{VERSION}\n".encode()
 _DIGEST_BYTES = 32
+_LENGTH = struct.Struct(">I")
+_ARRAY_TAG = "__ndarray__"
 
 
 class CheckpointError(Exception):
@@ -44,58 +54,155 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any], *,
-                    config: dict[str, Any]) -> Path:
-    """Write ``state`` (anything ``torch.save`` takes) for the run ``config`` describes.
+def _encode(value: Any) -> Any:
+    """``value`` with NumPy arrays and scalars turned into what a weights-only load reads."""
+    if isinstance(value, np.ndarray):
+        data = torch.frombuffer(bytearray(np.ascontiguousarray(value).tobytes()) or
+                                bytearray(1), dtype=torch.uint8)
+        return {_ARRAY_TAG: value.dtype.str, "shape": list(value.shape), "data": data}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_encode(item) for item in value)
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if _ARRAY_TAG in value:
+            dtype = np.dtype(value[_ARRAY_TAG])
+            count = int(np.prod(value["shape"], dtype=np.int64))
+            raw = value["data"].numpy().tobytes()[:count * dtype.itemsize]
+            return np.frombuffer(raw, dtype=dtype).reshape(value["shape"]).copy()
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_decode(item) for item in value)
+    return value
+
+
+def _canonical(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(config, sort_keys=True))
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], *, config: dict[str, Any],
+                    step: int | None = None) -> Path:
+    """Write ``state`` (tensors, NumPy arrays and plain data) for the run ``config``
+    (JSON data) describes, at optimiser step ``step`` (read back by :func:`checkpoint_step`).
 
     The previous file at ``path`` stays whole until the new one is complete.
     """
     path = Path(path)
+    header = json.dumps({"config": _canonical(config), "step": step}, sort_keys=True).encode()
     buffer = io.BytesIO()
-    torch.save({"config": config, "state": state}, buffer)
-    body = buffer.getvalue()
+    torch.save(_encode(state), buffer)
+    rest = _LENGTH.pack(len(header)) + header + buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with open(partial, "wb") as out:
-        out.write(_MAGIC + hashlib.sha256(body).digest() + body)
+        out.write(_MAGIC + hashlib.sha256(rest).digest() + rest)
         out.flush()
         os.fsync(out.fileno())
     partial.replace(path)
     return path
 
 
-def load_checkpoint(path: str | Path, *, config: dict[str, Any]) -> dict[str, Any]:
-    """The state saved at ``path``, refused unless it is whole and from a run of ``config``.
-
-    Raises
-    ------
-    CheckpointError
-        The file is missing, is not a checkpoint, is truncated or corrupted (its digest
-        does not match), or was written by a run with another configuration (the
-        differing fields are named).
-    """
-    path = Path(path)
+def _read(path: Path) -> tuple[dict[str, Any], bytes]:
+    """The checked header and the state's bytes of the checkpoint at ``path``."""
     try:
         data = path.read_bytes()
     except OSError as error:
         raise CheckpointError(f"cannot read the checkpoint {path}: {error.strerror}") from None
     if not data.startswith(_MAGIC):
-        raise CheckpointError(f"{path} is not a {FORMAT} v{VERSION} file")
+        older = data.startswith(f"{FORMAT} v".encode())
+        raise CheckpointError(
+            f"{path} is {'a checkpoint of an older hilt' if older else 'not a checkpoint'} "
+            f"(expected a {FORMAT} v{VERSION} file); start the run afresh with --force")
     digest = data[len(_MAGIC):len(_MAGIC) + _DIGEST_BYTES]
-    body = data[len(_MAGIC) + _DIGEST_BYTES:]
-    if hashlib.sha256(body).digest() != digest:
+    rest = data[len(_MAGIC) + _DIGEST_BYTES:]
+    if hashlib.sha256(rest).digest() != digest:
         raise CheckpointError(f"{path} is truncated or corrupted (its SHA-256 does not "
-                              f"match); delete it to start the run afresh")
+                              f"match); start the run afresh with --force")
     try:
-        saved = torch.load(io.BytesIO(body), weights_only=False)
-    except Exception as error:
-        raise CheckpointError(f"{path} could not be read back: {error}") from None
-    differing = sorted(key for key in set(config) | set(saved["config"])
-                       if config.get(key) != saved["config"].get(key))
+        (length,) = _LENGTH.unpack_from(rest)
+        header = json.loads(rest[_LENGTH.size:_LENGTH.size + length])
+        saved_config = header["config"]
+        if not isinstance(saved_config, dict):
+            raise TypeError("config is not an object")
+    except (TypeError, ValueError, KeyError, RecursionError, struct.error) as error:
+        raise CheckpointError(f"{path} has no readable configuration ({error}); start the "
+                              f"run afresh with --force") from None
+    return header, rest[_LENGTH.size + length:]
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step a readable checkpoint at ``path`` reached, by its header; else None."""
+    try:
+        header, _ = _read(Path(path))
+    except CheckpointError:
+        return None
+    step = header.get("step")
+    return step if isinstance(step, int) else None
+
+
+def load_checkpoint(path: str | Path, *, config: dict[str, Any]) -> dict[str, Any]:
+    """The state saved at ``path``, refused unless it is whole and from a run of ``config``.
+
+    The configuration is compared before the state is read; the state is read with
+    ``weights_only=True``.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, is not a checkpoint of this version, is truncated or
+        corrupted (its digest does not match), was written by a run with another
+        configuration (the differing fields are named), or holds something other than
+        tensors and plain data.
+    """
+    path = Path(path)
+    header, body = _read(path)
+    saved, current = header["config"], _canonical(config)
+    differing = sorted(key for key in set(current) | set(saved)
+                       if current.get(key) != saved.get(key))
     if differing:
-        detail = ", ".join(f"{key}: {saved['config'].get(key)!r} saved, {config.get(key)!r} now"
+        detail = ", ".join(f"{key}: {saved.get(key)!r} saved, {current.get(key)!r} now"
                            for key in differing)
         raise CheckpointError(f"{path} belongs to a run with another configuration "
                               f"({detail}); resume with the same settings or use another "
                               f"output folder")
-    return saved["state"]
+    try:
+        state = torch.load(io.BytesIO(body), weights_only=True)
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path} holds something other than tensors and plain data, "
+                              f"so it is not read ({reason}); start the run afresh with "
+                              f"--force") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a training "
+                              f"state; start the run afresh with --force")
+    return _decode(state)
+
+
+def check_tensors(path: str | Path, what: str, expected: Mapping[str, torch.Tensor],
+                  saved: object) -> None:
+    """Refuse ``saved`` unless it has exactly the tensors of ``expected``, name for name,
+    in the same shapes; the message names the file and the first difference."""
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"{path}: its {what} is a {type(saved).__name__}, not a "
+                              f"mapping of tensors; it is not from this run")
+    missing = sorted(set(expected) - set(saved))
+    extra = sorted(set(saved) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{path}: its {what} lacks {missing or 'nothing'} and has "
+                              f"{extra or 'nothing'} more than this run's; it is not from "
+                              f"this run")
+    for name, tensor in expected.items():
+        other = saved[name]
+        if not isinstance(other, torch.Tensor) or other.shape != tensor.shape \
+                or other.dtype != tensor.dtype:
+            shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other)
+            raise CheckpointError(f"{path}: its {what} {name} is {shape}, this run's is "
+                                  f"{tuple(tensor.shape)} {tensor.dtype}; it is not from "
+                                  f"this run")

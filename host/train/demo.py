@@ -37,8 +37,9 @@ def demo_url(board: str = "icebreaker", pe: str = "binary", sim: str = "verilato
 
 def run_demo(out: str | Path, *, board: str = "icebreaker", pe: str = "binary",
              sim: str = "verilator", epochs: int = DEMO_EPOCHS, seed: int = 0,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Train the demo network against the co-simulated board; its results (as
-    :func:`~hilt.host.train.run.run_training` writes them into ``out``)."""
+    :func:`~hilt.host.train.run.run_training` writes them into ``out``, which it claims
+    first, ``force`` as there)."""
     return run_training("mfff", out, backends=[demo_url(board, pe, sim)], epochs=epochs,
-                        seed=seed, progress=progress, overrides=DEMO_SETTINGS)
+                        seed=seed, progress=progress, overrides=DEMO_SETTINGS, force=force)

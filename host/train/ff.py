@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from hilt.host.arguments import SEED_MAX
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LOSSES,
@@ -157,8 +158,7 @@ class FFConfig:
         check_positive("lr", self.lr)
         check_count("epochs", self.epochs)
         check_count("batch_size", self.batch_size)
-        if not is_int(self.seed):
-            raise ValueError(f"seed = {self.seed!r}: need an int")
+        check_seed(self.seed)
         if self.predict_layers is not None:
             layers = tuple(self.predict_layers)
             valid = range(len(self.hidden))
@@ -196,6 +196,12 @@ class FFConfig:
         return tuple(range(1, len(self.hidden))) or (0,)
 
 
+MAX_WIDTH = 8192
+"""The widest layer a config takes: 8192 x 8192 weights and their Adam state are 1 GiB."""
+MAX_COUNT = 1_000_000
+"""The most epochs, batch size or other count a config takes."""
+
+
 def is_int(value: object) -> bool:
     """Whether ``value`` is an integer (Python or numpy), not a bool."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
@@ -207,8 +213,10 @@ def check_widths(name: str, widths: Sequence[int]) -> tuple[int, ...]:
         values = tuple(widths)
     except TypeError:
         values = ()
-    if not values or any(not is_int(width) or width < 1 for width in values):
-        raise ValueError(f"{name} = {widths!r}: need one or more layer widths, ints >= 1")
+    if not values or any(not is_int(width) or not 1 <= width <= MAX_WIDTH
+                         for width in values):
+        raise ValueError(f"{name} = {widths!r}: need one or more layer widths, ints from 1 "
+                         f"to {MAX_WIDTH}")
     return values
 
 
@@ -219,9 +227,15 @@ def check_choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
 
 
 def check_count(name: str, value: object) -> None:
-    """Refuse ``value`` unless it is an int >= 1."""
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{name} = {value!r}: need an int >= 1")
+    """Refuse ``value`` unless it is an int from 1 to :data:`MAX_COUNT`."""
+    if not is_int(value) or not 1 <= value <= MAX_COUNT:
+        raise ValueError(f"{name} = {value!r}: need an int from 1 to {MAX_COUNT}")
+
+
+def check_seed(value: object) -> None:
+    """Refuse ``value`` unless it is a seed every generator takes."""
+    if not is_int(value) or not 0 <= value <= SEED_MAX:
+        raise ValueError(f"seed = {value!r}: need an int from 0 to {SEED_MAX}")
 
 
 def check_positive(name: str, value: object, *, allow_none: bool = False) -> None:

@@ -99,14 +99,25 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend, BackendError
 from hilt.host.train.checkpoint import (
+    CheckpointError,
+    check_tensors,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, accuracy, digits_tensors, seeded
+from hilt.host.train.ff import (
+    MAX_COUNT,
+    MAX_WIDTH,
+    NUM_CLASSES,
+    TrainingCurves,
+    accuracy,
+    digits_tensors,
+    seeded,
+)
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LOSSES,
@@ -138,6 +149,8 @@ SYMMETRIC_ALPHA = 4.0
 STANDARDIZE_EPS = 1e-5
 """Added to the variance when standardising, so a constant feature maps to 0, not to inf."""
 
+MAX_BLOCKS = 64
+"""The most blocks a config takes."""
 CHECKPOINT_NAME = "mfff.pt"
 """The one checkpoint file a run keeps in its ``checkpoint_dir`` (overwritten each time)."""
 
@@ -146,10 +159,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def check_int(name: str, value: object, minimum: int) -> None:
-    """Refuse ``value`` unless it is an int >= ``minimum``, naming the field and the value."""
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} = {value!r}: accepted an int >= {minimum}")
+def check_int(name: str, value: object, minimum: int, maximum: int = MAX_COUNT) -> None:
+    """Refuse ``value`` unless it is an int in ``minimum..maximum``, naming the field and
+    the value."""
+    if not _is_int(value) or not minimum <= value <= maximum:
+        raise ValueError(f"{name} = {value!r}: accepted an int from {minimum} to {maximum}")
 
 
 def check_number(name: str, value: object, *, allow_none: bool = False,
@@ -236,8 +250,8 @@ class MFFFConfig:
     stats_momentum: float = 0.1
 
     def __post_init__(self) -> None:
-        check_int("blocks", self.blocks, 1)
-        check_int("hidden", self.hidden, 1)
+        check_int("blocks", self.blocks, 1, MAX_BLOCKS)
+        check_int("hidden", self.hidden, 1, MAX_WIDTH)
         check_flag("skip", self.skip)
         check_choice("loss", self.loss, tuple(LOSSES))
         check_choice("goodness", self.goodness, GOODNESS_MODES)
@@ -247,7 +261,7 @@ class MFFFConfig:
         check_number("lr", self.lr)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0, SEED_MAX)
         check_number("label_value", self.label_value)
         check_choice("label", self.label, LABEL_PLACES)
         check_choice("classifier", self.classifier, CLASSIFIERS)
@@ -663,22 +677,30 @@ def _save(path: Path, ckpt_config: dict[str, Any], net: MFFFNet,
         "rng": rng_state(),
         "physical": [None if state is None else state() for state in backends],
         "run": run.state(),
-    }, config=ckpt_config)
+    }, config=ckpt_config, step=run.step)
 
 
 def _restore(path: Path, ckpt_config: dict[str, Any], net: MFFFNet,
              optimizers: Sequence[torch.optim.Optimizer], generator: torch.Generator,
              physical: Sequence[Backend | None]) -> _Run:
     state = load_checkpoint(path, config=ckpt_config)
-    net.load_state_dict(state["net"])
-    for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
-        optimizer.load_state_dict(saved)
-    generator.set_state(state["generator"])
-    set_rng_state(state["rng"])
-    for backend, saved in zip(physical, state["physical"], strict=True):
-        if saved is not None:
-            backend.load_state_dict(saved)
-    return _Run.from_state(state["run"])
+    check_tensors(path, "network", net.state_dict(), state.get("net"))
+    try:
+        run = _Run.from_state(state["run"])
+        net.load_state_dict(state["net"])
+        for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        generator.set_state(state["generator"])
+        set_rng_state(state["rng"])
+        for backend, saved in zip(physical, state["physical"], strict=True):
+            if saved is not None:
+                backend.load_state_dict(saved)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+        reason = " ".join(str(error).split())
+        raise CheckpointError(f"{path}: its state does not fit this run "
+                              f"({type(error).__name__}: {reason}); start the run afresh "
+                              f"with --force") from None
+    return run
 
 
 def _check_run_options(checkpoint_dir: object, checkpoint_every: object, resume: object) -> None:

@@ -55,11 +55,20 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend
-from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, accuracy, digits_tensors, seeded
+from hilt.host.train.ff import (
+    MAX_WIDTH,
+    NUM_CLASSES,
+    TrainingCurves,
+    accuracy,
+    digits_tensors,
+    seeded,
+)
 from hilt.host.train.goodness import embed_neutral
 from hilt.host.train.mfff import (
     LABEL_PLACES,
+    MAX_BLOCKS,
     build_blocks,
     check_choice,
     check_flag,
@@ -120,17 +129,17 @@ class PATConfig:
     twin_random: int = 2000
 
     def __post_init__(self) -> None:
-        check_int("blocks", self.blocks, 1)
-        check_int("hidden", self.hidden, 1)
+        check_int("blocks", self.blocks, 1, MAX_BLOCKS)
+        check_int("hidden", self.hidden, 1, MAX_WIDTH)
         check_flag("skip", self.skip)
         check_number("lr", self.lr)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0, SEED_MAX)
         check_number("label_value", self.label_value)
         check_choice("label", self.label, LABEL_PLACES)
         check_number("stats_momentum", self.stats_momentum, at_most=1.0)
-        check_int("twin_hidden", self.twin_hidden, 1)
+        check_int("twin_hidden", self.twin_hidden, 1, MAX_WIDTH)
         check_int("twin_epochs", self.twin_epochs, 1)
         check_number("twin_lr", self.twin_lr)
         check_int("twin_random", self.twin_random, 0)

@@ -108,6 +108,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend, BackendError
 from hilt.host.protocol.synapse_layout import Slot
 from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, seeded
@@ -213,7 +214,7 @@ class PulseFFConfig:
         check_choice("rule", self.rule, RULES)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0, SEED_MAX)
         check_number("lr", self.lr)
         check_number("lr_end", self.lr_end, allow_none=True)
         if self.slots is not None:

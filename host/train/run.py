@@ -6,15 +6,17 @@ the model-free algorithms), the epochs, the seed and any field of the algorithm'
 ``curves.png`` (learning curves) and ``results.json`` (accuracy, physical queries,
 digital multiply-accumulates, seconds, the curves, what each backend is) into the output
 folder, with the trained digital parameters in ``model.pt`` (a torch state dict).
-``results.json`` is written last and whole, so a folder that has one holds a finished
-run; checkpoints go to ``checkpoints/`` under it.
+They are written beside the folder's files and moved into place only when the run has
+finished, ``results.json`` last, so a folder that has one holds a finished run and a run
+that fails or is interrupted leaves an earlier run's files as they were. Checkpoints go
+to ``checkpoints/`` under it and are removed once the run has finished.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -24,19 +26,16 @@ from urllib.parse import parse_qsl
 
 import torch
 
-from hilt.host.backends import Backend, BackendError, open_backend
+from hilt.host.backends import Backend, BackendError, check_backend, open_backend
 from hilt.host.backends.board_layer import as_layer
+from hilt.host.output_folder import OutputError, Staging, claim
+from hilt.host.train import ALGORITHMS, DATASETS
 from hilt.host.train.ff import TrainingCurves
 from hilt.quant.datasets import load_digits_split
 
-ALGORITHMS = ("ff", "backprop", "mfff", "pat", "ff-pulse")
-"""Forward-Forward and its backprop baseline (digital, in-process); model-free
-Forward-Forward and physics-aware training (through physical backends); Forward-Forward
-with its weights in synapse crossbars, trained by pulses (one crossbar backend a layer)."""
 PULSE_BACKEND = "golden:icebreaker?pe=synapse&rows=64&cols=74"
 """The crossbar ``ff-pulse`` trains without ``--backend``: one 64 x 74 layer of the
 iCEBreaker's 4-bit cells, in its golden twin."""
-DATASETS = ("digits",)
 PHYSICAL_OUT = 256
 """Outputs of a ``physical:`` layer whose URL does not say ``out=``."""
 
@@ -59,11 +58,14 @@ def block_urls(urls: Sequence[str], blocks: int, hidden: int,
             result.append(None)
             continue
         if url.startswith("physical:"):
+            # Only appended to: a malformed or repeated option is left for open_backend
+            # to refuse, naming it.
             base, _, query = url.partition("?")
-            options = dict(parse_qsl(query))
-            options.setdefault("in", str(input_width(block, hidden, label=label)))
-            options.setdefault("out", str(PHYSICAL_OUT))
-            url = base + "?" + "&".join(f"{key}={value}" for key, value in options.items())
+            given = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+            added = [f"{name}={value}" for name, value in (
+                ("in", input_width(block, hidden, label=label)), ("out", PHYSICAL_OUT))
+                if name not in given]
+            url = base + "?" + "&".join([part for part in (query, *added) if part])
         result.append(url)
     return result
 
@@ -124,7 +126,10 @@ def configure(config: Any, overrides: Mapping[str, str]) -> Any:
             hint = hints[name]
             raise ValueError(f"--set {name}={text!r}: accepted a value of type "
                              f"{getattr(hint, '__name__', hint)}") from None
-    return replace(config, **changes)
+    try:
+        return replace(config, **changes)
+    except ValueError as error:
+        raise ValueError(f"--set: {error}") from None
 
 
 def plot_curves(curves: TrainingCurves, title: str, path: Path) -> Path:
@@ -152,26 +157,53 @@ def plot_curves(curves: TrainingCurves, title: str, path: Path) -> Path:
     return path
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(partial, path)
+def _setting(name: str, option: int | None, overrides: dict[str, str]) -> None:
+    """Put ``--NAME`` into ``overrides``, refusing a ``--set NAME=...`` that says otherwise."""
+    if option is None:
+        return
+    given = overrides.get(name)
+    if given is not None and given.strip() != str(option):
+        raise ValueError(f"--{name} {option} and --set {name}={given} disagree; give one of "
+                         f"them")
+    overrides[name] = str(option)
 
 
-def _config(config: Any, overrides: Mapping[str, str] | None, epochs: int | None,
-            seed: int) -> Any:
-    config = configure(config, overrides or {})
-    return replace(config, seed=seed, **({"epochs": epochs} if epochs else {}))
+def default_config(algorithm: str) -> Any:
+    """The tuned default config of ``algorithm``."""
+    if algorithm == "ff":
+        from hilt.host.train.ff import FFConfig
+
+        return FFConfig()
+    if algorithm == "backprop":
+        from hilt.host.train.backprop import BackpropConfig
+
+        return BackpropConfig()
+    if algorithm == "ff-pulse":
+        from hilt.host.train.pulse_ff import PulseFFConfig
+
+        return PulseFFConfig()
+    if algorithm == "pat":
+        from hilt.host.train.pat import PATConfig
+
+        return PATConfig()
+    from hilt.host.train.mfff import MFFFConfig
+
+    return MFFFConfig()
 
 
-def _pulse_ff(split: Any, urls: Sequence[str], overrides: Mapping[str, str] | None,
-              epochs: int | None, seed: int, progress: bool,
-              record: dict[str, Any]) -> tuple[Any, Any, dict[str, torch.Tensor]]:
+def checkpoint_path(out: str | Path) -> Path:
+    """Where a run in ``out`` keeps its checkpoint."""
+    from hilt.host.train.mfff import CHECKPOINT_NAME
+
+    return Path(out) / "checkpoints" / CHECKPOINT_NAME
+
+
+def _pulse_ff(split: Any, urls: Sequence[str], config: Any, progress: bool,
+              record: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
     """A pulse-trained Forward-Forward run on the crossbars ``urls`` (one a layer); its
-    result, config, and the levels read back from the crossbars at the end."""
-    from hilt.host.train.pulse_ff import PulseFFConfig, train_pulse_ff
+    result and the levels read back from the crossbars at the end."""
+    from hilt.host.train.pulse_ff import train_pulse_ff
 
-    config = _config(PulseFFConfig(), overrides, epochs, seed)
     layers: list[Backend] = []
     try:
         for url in urls:
@@ -189,23 +221,58 @@ def _pulse_ff(split: Any, urls: Sequence[str], overrides: Mapping[str, str] | No
                    "updates": cost.updates, "refresh_reads": cost.reads,
                    "refresh_writes": cost.writes, "refreshes": cost.refreshes,
                    "samples_per_second": round(result.samples_per_second, 2)})
-    return result, config, state
+    return result, state
+
+
+def _physical(algorithm: str, split: Any, urls: Sequence[str | None], config: Any,
+              out: Path, checkpoint_every: int | None, resume: bool, progress: bool,
+              record: dict[str, Any]) -> Any:
+    """A model-free Forward-Forward or physics-aware run through the backends ``urls``
+    (one a block, from :func:`block_urls`)."""
+    from hilt.host.train.mfff import train_mfff
+    from hilt.host.train.pat import train_pat
+
+    physical = open_layers(urls, config.seed)
+    try:
+        record["backends"] = [None if b is None else b.describe() for b in physical]
+        if algorithm == "mfff":
+            result = train_mfff(split, physical, config, progress=progress,
+                                checkpoint_dir=checkpoint_path(out).parent,
+                                checkpoint_every=checkpoint_every, resume=resume)
+        else:
+            result = train_pat(split, physical, config, progress=progress)
+    finally:
+        close_layers(physical)
+    record.update({name: getattr(result, name) for name in (
+        "queries", "queries_per_sample", "train_macs_per_sample", "inference_macs",
+        "inference_queries")})
+    if algorithm == "mfff":
+        record["samples_per_second"] = round(result.samples_per_second, 2)
+    return result
 
 
 def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (),
-                 dataset: str = "digits", epochs: int | None = None, seed: int = 0,
+                 dataset: str = "digits", epochs: int | None = None, seed: int | None = None,
                  checkpoint_every: int | None = None, resume: bool = False,
-                 progress: bool = True,
-                 overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 progress: bool = True, overrides: Mapping[str, str] | None = None,
+                 force: bool = False) -> dict[str, Any]:
     """Train ``algorithm`` and write its results into ``out``; the results.
 
     ``overrides`` set fields of the algorithm's config by name, from text (see
-    :func:`configure`); ``epochs`` and ``seed`` win over them.
+    :func:`configure`); ``epochs`` and ``seed`` set the same fields and must agree with
+    them where both are given. Everything is checked, and ``out`` claimed
+    (:func:`~hilt.host.output_folder.claim`), before training starts; the results replace
+    an earlier run's only once this one has finished, and its checkpoint is then removed.
 
     Raises
     ------
     ValueError
-        An unknown algorithm or dataset, or backends given to a digital algorithm.
+        An unknown algorithm, dataset or config field, a value a field does not take,
+        ``epochs`` or ``seed`` against ``overrides``, or backends given to a digital
+        algorithm.
+    OutputError
+        ``out`` holds another kind of run, cannot be written, or holds the checkpoint of
+        an unfinished run while neither ``resume`` nor ``force`` is given.
     BackendError
         A backend URL that does not open, or a backend that does not fit the network.
     CheckpointError
@@ -221,58 +288,49 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
                          f"mfff, pat and ff-pulse")
     if (checkpoint_every is not None or resume) and algorithm != "mfff":
         raise ValueError("checkpoints are written by the mfff trainer only")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").unlink(missing_ok=True)
-    (out / "model.pt").unlink(missing_ok=True)
-    split = load_digits_split(seed)
-    record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset, "seed": seed}
-
-    if algorithm == "ff":
-        from hilt.host.train.ff import FFConfig, train_ff
-
-        config = _config(FFConfig(), overrides, epochs, seed)
-        result = train_ff(split, config, progress=progress)
-    elif algorithm == "backprop":
-        from hilt.host.train.backprop import BackpropConfig, train_backprop
-
-        config = _config(BackpropConfig(), overrides, epochs, seed)
-        result = train_backprop(split, config, progress=progress)
-    elif algorithm == "ff-pulse":
-        result, config, state = _pulse_ff(split, backends or [PULSE_BACKEND], overrides,
-                                          epochs, seed, progress, record)
+    settings = dict(overrides or {})
+    _setting("epochs", epochs, settings)
+    _setting("seed", seed, settings)
+    config = configure(default_config(algorithm), settings)
+    if algorithm in ("mfff", "pat"):
+        urls: list[str | None] = block_urls(backends or ["physical:optical"], config.blocks,
+                                            config.hidden, config.label)
     else:
-        from hilt.host.train.mfff import MFFFConfig, train_mfff
-        from hilt.host.train.pat import PATConfig, train_pat
+        urls = list(backends or ([PULSE_BACKEND] if algorithm == "ff-pulse" else []))
+    for url in dict.fromkeys(url for url in urls if url is not None):
+        check_backend(url)
+    out = claim(out, "train", force=force)
+    checkpoint = checkpoint_path(out)
+    if checkpoint.exists() and not resume and not force:
+        raise OutputError(f"{out} holds the checkpoint of an unfinished run ({checkpoint}); "
+                          f"add --resume to continue it, or --force to start afresh and "
+                          f"replace it")
+    split = load_digits_split(config.seed)
+    record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset, "seed": config.seed}
+    with Staging(out) as stage:
+        if algorithm == "ff":
+            from hilt.host.train.ff import train_ff
 
-        config = _config(MFFFConfig() if algorithm == "mfff" else PATConfig(), overrides,
-                         epochs, seed)
-        urls = block_urls(backends or ["physical:optical"], config.blocks, config.hidden,
-                          config.label)
-        physical = open_layers(urls, seed)
-        try:
-            record["backends"] = [None if b is None else b.describe() for b in physical]
-            if algorithm == "mfff":
-                result = train_mfff(split, physical, config, progress=progress,
-                                    checkpoint_dir=out / "checkpoints",
-                                    checkpoint_every=checkpoint_every, resume=resume)
-            else:
-                result = train_pat(split, physical, config, progress=progress)
-        finally:
-            close_layers(physical)
-        record.update({name: getattr(result, name) for name in (
-            "queries", "queries_per_sample", "train_macs_per_sample", "inference_macs",
-            "inference_queries")})
-        if algorithm == "mfff":
-            record["samples_per_second"] = round(result.samples_per_second, 2)
+            result = train_ff(split, config, progress=progress)
+        elif algorithm == "backprop":
+            from hilt.host.train.backprop import train_backprop
 
-    record.update({"config": asdict(config), "test_accuracy": result.test_accuracy,
-                   "seconds": round(result.seconds, 2), "curves": asdict(result.curves)})
-    record["plot"] = str(plot_curves(result.curves, f"{algorithm} on {dataset}",
-                                     out / "curves.png"))
-    record["model"] = str(out / "model.pt")
-    if algorithm != "ff-pulse":
-        state = result.net.state_dict()
-    torch.save(state, out / "model.pt")
-    _write_json(out / "results.json", record)
+            result = train_backprop(split, config, progress=progress)
+        elif algorithm == "ff-pulse":
+            result, state = _pulse_ff(split, urls, config, progress, record)
+        else:
+            result = _physical(algorithm, split, urls, config, out, checkpoint_every, resume,
+                               progress, record)
+        record.update({"config": asdict(config), "test_accuracy": result.test_accuracy,
+                       "seconds": round(result.seconds, 2), "curves": asdict(result.curves)})
+        plot_curves(result.curves, f"{algorithm} on {dataset}", stage.path / "curves.png")
+        record["plot"] = str(stage.final("curves.png"))
+        record["model"] = str(stage.final("model.pt"))
+        if algorithm != "ff-pulse":
+            state = result.net.state_dict()
+        torch.save(state, stage.path / "model.pt")
+        (stage.path / "results.json").write_text(json.dumps(record, indent=2, default=str))
+    checkpoint.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        checkpoint.parent.rmdir()
     return record
