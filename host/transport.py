@@ -10,6 +10,11 @@ unacknowledged frame in order. The device never applies a state-changing frame t
 and the host never puts one behind an unacknowledged READ or FORWARD (the read
 barrier), so a retried read cannot see a later write.
 
+The retry budget is per frame: a resend of the window is charged to the oldest frame
+still unanswered, the one whose answer the link is waiting for, and the frames behind it
+travel along free. So a wide window on a noisy line gives up no sooner than a narrow
+one: only a frame that itself went unanswered ``retries + 1`` times ends the session.
+
 Failures are :class:`LinkError` subclasses that name the command, the seq and what
 happened. After a timeout or a board reset the session is over until :meth:`Device.sync`.
 A Device is not thread-safe.
@@ -124,6 +129,10 @@ class LinkStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     peak_in_flight_bytes: int = 0
+    most_resends: int = 0
+    """The most times one frame was sent again."""
+    most_retries: int = 0
+    """The most resends charged to one frame: how much of its retry budget a frame spent."""
 
 
 def _check_int(name: str, value: object, low: int, high: int | None = None) -> int:
@@ -171,7 +180,8 @@ class Device:
     window
         Frames in flight, 1..64.
     retries
-        Retransmissions allowed per frame before :class:`LinkTimeoutError`.
+        Retransmissions allowed per frame before :class:`LinkTimeoutError`; a resend of
+        the window counts against its oldest unanswered frame only.
     record
         A path: write every frame each way to this JSON-lines file
         (:mod:`hilt.host.recording`); it must not exist yet.
@@ -453,7 +463,9 @@ class _InFlight:
     request: Request
     seq: int
     wire: bytes
-    sends: int = 1
+    retries: int = 0
+    """Resends charged to this frame: those made while it was the oldest unanswered."""
+    resends: int = 0
     done: bool = False
 
 
@@ -536,19 +548,24 @@ class _Pipeline:
             self.device._transmit(b"".join(frame.wire for frame in burst), len(burst))
 
     def _rewind(self, reason: str) -> None:
-        """Resend every unacknowledged frame, in order, after checking its retry budget."""
+        """Resend every unacknowledged frame, in order, charging the resend to the oldest
+        of them; it ends the session if that frame's budget is spent."""
         device = self.device
         unacked = [frame for frame in self.window if not frame.done]
+        charged = unacked[0]
+        if charged.retries >= device.retries:
+            device._end_session(f"{charged.request.command.name} seq {charged.seq} timed out")
+            raise LinkTimeoutError(
+                f"{device.name}: {charged.request.command.name} seq {charged.seq}: no answer "
+                f"after {device.retries} retries (last: {reason})")
+        charged.retries += 1
+        stats = device.stats
+        stats.most_retries = max(stats.most_retries, charged.retries)
         for frame in unacked:
-            if frame.sends > device.retries:
-                device._end_session(f"{frame.request.command.name} seq {frame.seq} timed out")
-                raise LinkTimeoutError(
-                    f"{device.name}: {frame.request.command.name} seq {frame.seq}: no answer "
-                    f"after {device.retries} retries (last: {reason})")
-        logger.info("LINK: %s: resending %d frame(s) from seq %d: %s", device.name,
-                    len(unacked), unacked[0].seq, reason)
-        for frame in unacked:
-            frame.sends += 1
+            frame.resends += 1
+        stats.most_resends = max(stats.most_resends, max(frame.resends for frame in unacked))
+        logger.info("LINK: %s: resending %d frame(s) from seq %d (its retry %d): %s",
+                    device.name, len(unacked), charged.seq, charged.retries, reason)
         self.rewound = True
         device._transmit(b"".join(frame.wire for frame in unacked), len(unacked),
                          retransmissions=len(unacked))

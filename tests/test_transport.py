@@ -339,3 +339,20 @@ def test_a_link_cut_mid_batch_raises_link_closed(server, memory):
             link.read(0, 0, 1)
     assert proxy.counts[TO_DEVICE]["cut"] == 1
     assert all(count == 1 for count in memory.writes.values())
+
+
+def test_the_retry_budget_is_per_frame_so_a_wide_window_lasts_as_long_as_a_narrow_one(
+        server, memory):
+    """The first request is lost, so the whole window is resent (charged to it); then an
+    answer to that resend is lost, so the frames behind it are resent again (charged to
+    the one whose answer was lost). Those frames went out three times, yet each frame
+    spent at most one retry: a budget of one is enough, as it is for a window of one."""
+    payloads = [bytes(range(i % 40 + 1)) for i in range(60)]
+    with FaultProxy(server.url, to_device=Faults(drop_frame=1.0, frames=range(2, 3)),
+                    to_host=Faults(drop_frame=1.0, frames=range(42, 43))) as proxy, \
+            Device(proxy.url, window=32, timeout=0.05, retries=1) as link:
+        results = link.forward(0, payloads)
+        stats = link.stats
+    assert results == [expected_forward(memory, payload) for payload in payloads]
+    assert proxy.counts[TO_DEVICE]["drop_frame"] == proxy.counts[TO_HOST]["drop_frame"] == 1
+    assert (stats.most_retries, stats.most_resends) == (1, 2)
