@@ -65,11 +65,10 @@ def _simulator(choice: str) -> str:
 def _cmd_sim(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from hilt.sim.shift_regression import corner_jobs, random_jobs, run_jobs
+    from hilt.sim.shift_regression import run_jobs, stream_jobs
 
     config = _array_config(args)
-    rng = np.random.default_rng(args.seed)
-    jobs = corner_jobs(config, rng) + random_jobs(config, rng, vectors=args.vectors)
+    jobs = stream_jobs(config, np.random.default_rng(args.seed), args.vectors)
     sim = _simulator(args.sim)
     report, _ = run_jobs(config, jobs, sim=sim, seed=args.seed, waves=args.waves)
     print(f"{args.element} under {sim}: {report.vectors} vectors, {report.values} values "
@@ -85,12 +84,12 @@ def _cmd_sim_binary(args: argparse.Namespace) -> None:
     import numpy as np
 
     from hilt.hdl.threshold_array import LayerFolding
-    from hilt.sim.binary_regression import random_layer_jobs, run_layer_jobs
+    from hilt.sim.binary_regression import run_layer_jobs, stream_layer_jobs
 
     folding = LayerFolding(in_features=args.in_features, out_features=args.out_features,
                            pe=args.pe, simd=args.simd, max_weight=args.max_weight,
                            emit=args.emit)
-    jobs = random_layer_jobs(folding, np.random.default_rng(args.seed), vectors=args.vectors)
+    jobs = stream_layer_jobs(folding, np.random.default_rng(args.seed), args.vectors)
     sim = _simulator(args.sim)
     report, _ = run_layer_jobs(folding, jobs, sim=sim, seed=args.seed)
     print(f"binary-layer ({folding.emit}) under {sim}: {report.vectors} vectors, "
@@ -115,21 +114,14 @@ def _cmd_sim_synapse(args: argparse.Namespace) -> None:
     import numpy as np
 
     from hilt.quant.synapse_golden import step_tables_from_device
-    from hilt.sim.synapse_regression import (
-        CrossbarConfig,
-        random_job,
-        run_crossbar_jobs,
-        saturation_job,
-    )
+    from hilt.sim.synapse_regression import CrossbarConfig, run_crossbar_jobs, stream_jobs
 
     tables = step_tables_from_device(_synapse_device(args), args.state_bits)
     config = CrossbarConfig(rows=args.rows, cols=args.cols, tables=tables, in_bits=args.in_bits,
                             max_pulses=args.max_pulses, noise_bits=args.noise_bits,
                             lfsr_bits=args.lfsr_bits, seed=args.seed)
     config.model()  # refuses bad sizes before any job is generated
-    rng = np.random.default_rng(args.seed)
-    jobs = [saturation_job(config)] + [random_job(config, rng, f"random {index}", args.ops)
-                                       for index in range(args.jobs)]
+    jobs = stream_jobs(config, np.random.default_rng(args.seed), args.vectors)
     sim = _simulator(args.sim)
     report = run_crossbar_jobs(config, jobs, sim=sim, seed=args.seed)
     print(f"synapse crossbar {args.rows}x{args.cols} ({args.device}, {args.state_bits}-bit "
@@ -413,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sim", choices=["auto", "icarus", "verilator", "amaranth"],
                      default="auto", help="auto: Icarus if installed, else Verilator; "
                                           "amaranth: Amaranth's Python simulator, no Verilog")
-    sim.add_argument("--vectors", type=VECTORS, default=64,
-                     help="random vectors per random job")
+    sim.add_argument("--vectors", type=VECTORS, default=256,
+                     help="input vectors in all: corners of the format and random ones in "
+                          "one stream, a new weight tile every 1024")
     sim.add_argument("--seed", type=SEED, default=0)
     sim.add_argument("--waves", action="store_true", help="record a waveform and keep it")
     sim.set_defaults(run=_cmd_sim)
@@ -431,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="largest input magnitude")
     group.add_argument("--emit", choices=["bits", "counts"], default="bits")
     binary.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
-    binary.add_argument("--vectors", type=VECTORS, default=64, help="random vectors per layer")
+    binary.add_argument("--vectors", type=VECTORS, default=128,
+                        help="input vectors in all: corners and random bits in one stream, "
+                             "a new random layer every 1024")
     binary.add_argument("--seed", type=SEED, default=0)
     binary.set_defaults(run=_cmd_sim_binary)
 
@@ -457,9 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--up-down", type=Real(-0.99, 0.99), default=0.0,
                        help="up/down asymmetry")
     synapse.add_argument("--sim", choices=["auto", "icarus", "verilator"], default="auto")
-    synapse.add_argument("--jobs", type=Count(1, 10_000), default=3, help="random jobs")
-    synapse.add_argument("--ops", type=Count(1, 1_000_000), default=60,
-                         help="operations per random job")
+    synapse.add_argument("--vectors", type=VECTORS, default=100,
+                         help="reads and readbacks in all, at least: the saturation corners, "
+                              "then random programs, pulses, reads and readbacks")
     synapse.add_argument("--seed", type=SEED, default=0)
     synapse.set_defaults(run=_cmd_sim_synapse)
 

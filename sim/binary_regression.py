@@ -114,6 +114,38 @@ def random_layer_jobs(folding: LayerFolding, rng: np.random.Generator, jobs: int
     return result
 
 
+CORNER_EVERY = 4
+"""In a stream, one input vector in this many is a corner: all zeros, all ones, the first
+neuron's weights or their complement (its largest and smallest count)."""
+PER_JOB = 1024
+"""Input vectors a layer of a stream carries before the next random layer is loaded."""
+
+
+def stream_layer_jobs(folding: LayerFolding, rng: np.random.Generator, vectors: int,
+                      per_job: int = PER_JOB) -> list[LayerJob]:
+    """``vectors`` input vectors in all, as one stream of corners and random bits.
+
+    A new random layer every ``per_job`` vectors, as :func:`random_layer_jobs` draws
+    them (thresholds from 0, always firing, to S + 1, never firing; or no thresholds
+    for a folding that emits counts); within each layer one vector in
+    :data:`CORNER_EVERY` is a corner, cycling through all zeros, all ones, the first
+    neuron's weights and their complement, the rest uniform.
+    """
+    jobs = []
+    for start in range(0, vectors, per_job):
+        count = min(per_job, vectors - start)
+        (job,) = random_layer_jobs(folding, rng, jobs=1, vectors=count)
+        weights = np.asarray(job.weights)
+        patterns = [np.zeros(folding.in_features, dtype=np.int64),
+                    np.ones(folding.in_features, dtype=np.int64), weights[0], 1 - weights[0]]
+        inputs = np.array(job.inputs)
+        for position, row in enumerate(range(0, count, CORNER_EVERY)):
+            inputs[row] = patterns[position % len(patterns)]
+        jobs.append(LayerJob(f"layer {len(jobs)}", job.weights, job.thresholds, inputs,
+                             job.magnitudes))
+    return jobs
+
+
 def run_layer_jobs(folding: LayerFolding, jobs: Sequence[LayerJob], *, sim: str,
                    seed: int = 0, valid_prob: float = 0.7,
                    ready_prob: float = 0.7) -> tuple[BinaryRegressionReport, list[np.ndarray]]:

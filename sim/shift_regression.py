@@ -99,26 +99,77 @@ def random_codes(fmt: PowerOfTwoFormat, shape: tuple[int, ...],
                                         rng.integers(0, fmt.zero_code + 1, shape))
 
 
-def corner_jobs(config: ArrayConfig, rng: np.random.Generator, vectors: int = 8) -> list[Job]:
-    """Jobs at every edge of the format: zeros, extreme exponents, extreme activations."""
+CORNER_EVERY = 4
+"""In a stream, one input vector in this many is a corner of the activation range."""
+PER_JOB = 1024
+"""Input vectors a weight tile of a stream carries before the next tile is loaded."""
+
+
+def _extreme_vectors(config: ArrayConfig, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` vectors at the edges of the activation range, cycling through all lowest,
+    all highest, and a mix of lowest, lowest + 1, -1, 0, 1 and highest."""
+    low, high = _activation_range(config)
+    patterns = [np.full(config.depth, low), np.full(config.depth, high)]
+    rows = [patterns[index % 3] if index % 3 < 2 else
+            rng.choice([low, low + 1, -1, 0, 1, high], size=config.depth)
+            for index in range(count)]
+    return np.array(rows, dtype=np.int64).reshape(count, config.depth)
+
+
+def corner_tiles(config: ArrayConfig,
+                 rng: np.random.Generator) -> list[tuple[str, PowerOfTwoWeights]]:
+    """Weight tiles at every edge of the format: all zero, the largest magnitude of each
+    sign, the smallest with random signs, and random codes."""
     fmt = config.fmt
     shape = (config.pes, config.depth)
+    negative, positive = np.ones(shape), np.zeros(shape)
+    codes = PowerOfTwoWeights.from_codes
+    return [
+        ("all-zero weights", codes(fmt, positive, np.full(shape, fmt.zero_code))),
+        ("largest weights, negative", codes(fmt, negative, np.zeros(shape))),
+        ("largest weights, positive", codes(fmt, positive, np.zeros(shape))),
+        ("smallest weights, random signs",
+         codes(fmt, rng.integers(0, 2, shape), np.full(shape, fmt.max_exp))),
+        ("random codes", random_codes(fmt, shape, rng)),
+    ]
+
+
+def corner_jobs(config: ArrayConfig, rng: np.random.Generator, vectors: int = 8) -> list[Job]:
+    """Jobs at every edge of the format: :func:`corner_tiles`, each streaming ``vectors``
+    all-lowest, ``vectors`` all-highest and ``vectors`` mixed extreme activations."""
     low, high = _activation_range(config)
     most_negative = np.full((vectors, config.depth), low, dtype=np.int64)
     most_positive = np.full((vectors, config.depth), high, dtype=np.int64)
     extremes = rng.choice([low, low + 1, -1, 0, 1, high], size=(vectors, config.depth))
     everything = np.concatenate([most_negative, most_positive, extremes])
-    negative, positive = np.ones(shape), np.zeros(shape)
-    largest, smallest = np.zeros(shape), np.full(shape, fmt.max_exp)
-    codes = PowerOfTwoWeights.from_codes
-    return [
-        Job("all-zero weights", codes(fmt, positive, np.full(shape, fmt.zero_code)), everything),
-        Job("largest weights, negative", codes(fmt, negative, largest), everything),
-        Job("largest weights, positive", codes(fmt, positive, largest), everything),
-        Job("smallest weights, random signs",
-            codes(fmt, rng.integers(0, 2, shape), smallest), everything),
-        Job("random codes, extreme activations", random_codes(fmt, shape, rng), everything),
-    ]
+    return [Job(name, weights, everything) for name, weights in corner_tiles(config, rng)]
+
+
+def stream_jobs(config: ArrayConfig, rng: np.random.Generator, vectors: int,
+                per_job: int = PER_JOB) -> list[Job]:
+    """``vectors`` input vectors in all, as one stream of corners and random values.
+
+    The weight tiles begin with every :func:`corner_tiles` tile and go on with random
+    codes, a new tile every ``per_job`` vectors (fewer when ``vectors`` is small, so
+    that every corner tile is reached); within each tile one vector in
+    :data:`CORNER_EVERY` is an extreme of the activation range, the rest are uniform.
+    """
+    corners = corner_tiles(config, rng)
+    per_job = max(1, min(per_job, -(-vectors // len(corners))))
+    low, high = _activation_range(config)
+    jobs = []
+    for start in range(0, vectors, per_job):
+        count = min(per_job, vectors - start)
+        index = len(jobs)
+        name, weights = (corners[index] if index < len(corners) else
+                         (f"random codes {index}", random_codes(config.fmt, (config.pes,
+                                                                               config.depth),
+                                                                  rng)))
+        activations = rng.integers(low, high + 1, size=(count, config.depth))
+        extreme = np.arange(count) % CORNER_EVERY == 0
+        activations[extreme] = _extreme_vectors(config, rng, int(extreme.sum()))
+        jobs.append(Job(name, weights, activations))
+    return jobs
 
 
 def random_jobs(config: ArrayConfig, rng: np.random.Generator, jobs: int = 2,

@@ -180,6 +180,32 @@ def saturation_job(config: CrossbarConfig) -> CrossbarJob:
     return CrossbarJob("saturation", tuple(ops))
 
 
+PER_JOB = 1024
+"""Reads and readbacks a random job of a stream holds, about, before the crossbar is
+reset for the next."""
+_VECTORS_PER_OP = 0.45
+"""Reads and readbacks per operation of :func:`random_job`, on average."""
+
+
+def _vectors(job: CrossbarJob) -> int:
+    return sum(op["op"] in ("read", "readback") for op in job.ops)
+
+
+def stream_jobs(config: CrossbarConfig, rng: np.random.Generator, vectors: int,
+                per_job: int = PER_JOB) -> list[CrossbarJob]:
+    """Jobs whose reads and readbacks add up to at least ``vectors``: the corners of
+    :func:`saturation_job` first, then :func:`random_job` jobs of about ``per_job`` each
+    (extreme inputs and overrunning updates among them)."""
+    jobs = [saturation_job(config)]
+    total = _vectors(jobs[0])
+    while total < vectors:
+        wanted = min(per_job, vectors - total)
+        jobs.append(random_job(config, rng, f"random {len(jobs) - 1}",
+                               max(1, round(wanted / _VECTORS_PER_OP))))
+        total += _vectors(jobs[-1])
+    return jobs
+
+
 @dataclass(frozen=True, kw_only=True)
 class CrossbarReport(RunReport):
     """What one run compared: ``vectors`` reads and readbacks, ``values`` numbers in them.

@@ -24,7 +24,14 @@ from hilt.quant.binary_mlp import (
     pixels_to_input,
 )
 from hilt.quant.datasets import load_digits_split
-from hilt.sim.binary_regression import LayerJob, random_layer_jobs, run_layer_jobs, spec_job
+from hilt.sim.binary_regression import (
+    CORNER_EVERY,
+    LayerJob,
+    random_layer_jobs,
+    run_layer_jobs,
+    spec_job,
+    stream_layer_jobs,
+)
 
 SIMS = ["icarus", "verilator"]
 
@@ -131,3 +138,19 @@ def test_a_job_the_array_cannot_run_is_refused(digits_network):
                                          r"emits counts"):
         run_layer_jobs(LayerFolding(in_features=64, out_features=64, pe=8, simd=16,
                                     emit="counts"), [spec_job(spec[0], bits)], sim="icarus")
+
+
+@pytest.mark.parametrize("emit", ["bits", "counts"])
+@pytest.mark.parametrize("sim", SIMS)
+def test_a_long_stream_of_layers_with_corner_inputs_is_bit_exact(sim, emit):
+    folding = LayerFolding(in_features=13, out_features=7, pe=3, simd=4, emit=emit)
+    jobs = stream_layer_jobs(folding, np.random.default_rng(6), 1000, per_job=100)
+    assert len(jobs) == 10 and sum(len(job.inputs) for job in jobs) == 1000
+    for job in jobs:
+        corners = np.asarray(job.inputs)[::CORNER_EVERY]
+        weights = np.asarray(job.weights)[0]
+        assert [list(row) for row in corners[:4]] == [[0] * 13, [1] * 13, list(weights),
+                                                       list(1 - weights)]
+    report, _ = run_layer_jobs(folding, jobs, sim=sim, seed=6)
+    assert report.vectors == 1000 and report.values == 7000
+    assert (report.mismatches, report.first_mismatch) == (0, None)

@@ -59,7 +59,7 @@ def test_sim_binary_reports_what_it_compared(capsys):
     argv = ["sim-binary", "--sim", "verilator", "--emit", "counts", "--vectors", "8"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "binary-layer (counts) under verilator: 16 vectors, 112 values compared" in out
+    assert "binary-layer (counts) under verilator: 8 vectors, 56 values compared" in out
     assert "0 mismatches" in out
     assert "12 per vector at full rate" in out
 

@@ -14,12 +14,15 @@ import torch
 from hilt.quant.datasets import load_digits_split
 from hilt.quant.pow2_mlp import Pow2MLP, export_pow2_mlp, fit
 from hilt.sim.shift_regression import (
+    CORNER_EVERY,
     ArrayConfig,
     Job,
     corner_jobs,
+    corner_tiles,
     layer_jobs,
     random_jobs,
     run_jobs,
+    stream_jobs,
 )
 
 SIMS = ["icarus", "verilator"]
@@ -96,3 +99,30 @@ def test_a_layer_that_does_not_fit_is_refused_with_what_would():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match=r"kind must be one of shift, multiplier, got 'adder'"):
         ArrayConfig(kind="adder")
+
+
+def test_a_stream_reaches_every_corner_tile_and_mixes_corners_into_random_vectors():
+    config = ArrayConfig(kind="shift", lanes=4, pes=3, act_width=5, exp_bits=2, depth=13)
+    names = [name for name, _ in corner_tiles(config, np.random.default_rng(0))]
+    small = stream_jobs(config, np.random.default_rng(0), 7)
+    assert [job.name for job in small] == names[:4] and sum(map(len, (
+        job.activations for job in small))) == 7
+    long = stream_jobs(config, np.random.default_rng(0), 2500, per_job=100)
+    assert [job.name for job in long[:5]] == names and len(long) == 25
+    assert sum(len(job.activations) for job in long) == 2500
+    for job in long:
+        corners = job.activations[::CORNER_EVERY]
+        assert np.all((corners == -16) | (corners == 15) | np.isin(corners, [-15, -1, 0, 1]))
+    random_rows = np.concatenate([np.delete(job.activations, np.s_[::CORNER_EVERY], axis=0)
+                                  for job in long])
+    assert random_rows.min() == -16 and random_rows.max() == 15
+    assert len(np.unique(random_rows)) == 32
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_a_long_stream_over_many_tiles_is_bit_exact(sim):
+    config = ArrayConfig(kind="shift", lanes=4, pes=3, act_width=5, exp_bits=2, depth=13)
+    jobs = stream_jobs(config, np.random.default_rng(4), 1200, per_job=100)
+    report, _ = run_jobs(config, jobs, sim=sim, seed=4)
+    assert (report.vectors, report.jobs) == (1200, 12)
+    assert (report.mismatches, report.first_mismatch) == (0, None)

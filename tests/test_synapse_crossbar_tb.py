@@ -21,6 +21,7 @@ from hilt.sim.synapse_regression import (
     random_job,
     run_crossbar_jobs,
     saturation_job,
+    stream_jobs,
 )
 
 SIMS = ["icarus", "verilator"]
@@ -72,7 +73,7 @@ def test_a_wrong_expected_value_is_named():
 
 def test_cli_runs_the_regression(capsys):
     assert main(["sim-synapse", "--sim", "verilator", "--rows", "2", "--cols", "3",
-                 "--jobs", "1", "--ops", "20"]) == 0
+                 "--vectors", "30"]) == 0
     out = capsys.readouterr().out
     assert "0 mismatches" in out and "under verilator" in out
 
@@ -82,3 +83,14 @@ def test_cli_refuses_a_bad_size(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "argument --state-bits: 0 is out of range: accepted an " \
         "integer from 2 to 12" in err
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_a_stream_of_jobs_reaches_its_vectors_and_is_bit_exact(sim):
+    config = CrossbarConfig(rows=2, cols=3, tables=step_tables_from_device(
+        SoftBoundsDevice(0.3), 3), in_bits=3, max_pulses=3, noise_bits=1, seed=2)
+    jobs = stream_jobs(config, np.random.default_rng(8), 400, per_job=100)
+    assert jobs[0].name == "saturation" and len(jobs) >= 5
+    report = run_crossbar_jobs(config, jobs, sim=sim, seed=8)
+    assert report.vectors >= 400
+    assert (report.mismatches, report.first_mismatch) == (0, None)
