@@ -265,8 +265,9 @@ def _check_port_free(port: int) -> None:
     try:
         socket.create_server(("127.0.0.1", port)).close()
     except OSError as error:
-        raise ValueError(f"port {port} on 127.0.0.1 cannot be listened on "
-                         f"({error.strerror}); give another, or 0 for any free one") from None
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise ValueError(f"port {port} on 127.0.0.1 cannot be listened on ({reason}); give "
+                         f"another, or 0 for any free one") from None
 
 
 def _check_uart_pins(component: wiring.Component) -> None:
