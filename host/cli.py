@@ -182,11 +182,15 @@ def _train_interrupted(args: argparse.Namespace) -> str:
     return f"{kept}; {args.algo} writes no checkpoints, so run it again to train"
 
 
-def _folder_kept(option: str) -> Callable[[argparse.Namespace], str]:
-    """The Ctrl-C line of a command whose folder is ``args.<option>``: nothing changed."""
+def _kept(folder: Callable[[argparse.Namespace], Path]) -> Callable[[argparse.Namespace], str]:
+    """The Ctrl-C line of a command that writes into ``folder(args)``: nothing changed."""
     def note(args: argparse.Namespace) -> str:
-        return f"hilt: interrupted; {getattr(args, option)} keeps what it held before this run"
+        return f"hilt: interrupted; {folder(args)} keeps what it held before this run"
     return note
+
+
+def _out(args: argparse.Namespace) -> Path:
+    return args.out
 
 
 def _cmd_synapse_sweep(args: argparse.Namespace) -> None:
@@ -257,8 +261,9 @@ def _cmd_flash(args: argparse.Namespace) -> None:
 def _cmd_cosim(args: argparse.Namespace) -> None:
     from hilt.firmware.board_firmware import firmware_top
     from hilt.firmware.boards import get_board
-    from hilt.sim.cosim import serve_forever
+    from hilt.sim.cosim import check_port_free, serve_forever
 
+    check_port_free(args.port)
     config = get_board(args.board)
     clock_ns = 10
     top = firmware_top(config, {"max_payload": args.max_payload,
@@ -388,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     demo.add_argument("--seed", type=SEED, default=0)
     _force(demo)
-    demo.set_defaults(run=_cmd_demo, interrupted=_folder_kept("out"))
+    demo.set_defaults(run=_cmd_demo, interrupted=_kept(_out))
 
     bench = commands.add_parser(
         "bench", help="run benchmarks by name; each writes NAME.json and NAME.txt")
@@ -398,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--args", default="", help="arguments for the one benchmark named, "
                                                   "e.g. --args='--epochs 1'")
     _force(bench)
-    bench.set_defaults(run=_cmd_bench, interrupted=_folder_kept("out"))
+    bench.set_defaults(run=_cmd_bench, interrupted=_kept(_out))
 
     sim = commands.add_parser("sim", help="bit-exact RTL regression against the golden model")
     _add_array_options(sim)
@@ -467,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--epochs", type=EPOCHS, default=None, help="override the epochs")
     sweep.add_argument("--workers", type=WORKERS, default=None, help="parallel processes")
     _force(sweep)
-    sweep.set_defaults(run=_cmd_synapse_sweep, interrupted=_folder_kept("out"))
+    sweep.set_defaults(run=_cmd_synapse_sweep, interrupted=_kept(_out))
 
     def board_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--board", required=True, help="icebreaker or ulx3s")
@@ -487,8 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, default=None,
                        help="output folder (default runs/build/BOARD)")
     _force(build)
-    build.set_defaults(run=_cmd_build, interrupted=lambda args: _folder_kept("out")(
-        argparse.Namespace(out=_build_out(args))))
+    build.set_defaults(run=_cmd_build, interrupted=_kept(_build_out))
 
     flash = commands.add_parser("flash", help="program a board with its built bitstream")
     flash.add_argument("--board", required=True, help="icebreaker or ulx3s")
@@ -515,8 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     proof.add_argument("--out", type=Path, default=None, help="output folder")
     proof.add_argument("--seed", type=SEED, default=0)
     _force(proof)
-    proof.set_defaults(run=_cmd_proof, interrupted=lambda args: _folder_kept("out")(
-        argparse.Namespace(out=_proof_out(args))))
+    proof.set_defaults(run=_cmd_proof, interrupted=_kept(_proof_out))
 
     train = commands.add_parser(
         "train", help="train on digits: Forward-Forward, backprop, or through backends")

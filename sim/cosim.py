@@ -49,7 +49,7 @@ from hilt.sim.errors import SimulationFailed
 from hilt.sim.runner import PARAMS_ENV
 from hilt.sim.toolchains import TIMESCALE, cocotb_runner, find_toolchain
 
-__all__ = ["CosimBoard", "serve_forever", "start_cosim"]
+__all__ = ["CosimBoard", "check_port_free", "serve_forever", "start_cosim"]
 
 logger = logging.getLogger(__name__)
 
@@ -257,9 +257,9 @@ class CosimBoard:
         self.pty = ready["pty"]
 
 
-def _check_port_free(port: int) -> None:
+def check_port_free(port: int) -> None:
     """Refuse a TCP port on 127.0.0.1 that something already listens on, as the bridge
-    would find it, before anything is built."""
+    would find it, before anything is built; 0 (any free port) always passes."""
     if port == 0:
         return
     try:
@@ -328,7 +328,11 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     check_int("port", port, 0, 65535)
     check_int("clock_ns", clock_ns, 2)
     _check_uart_pins(component)
-    _check_port_free(port)
+    try:
+        check_port_free(port)
+    except ValueError:
+        component._MustUse__silence = True  # refused here, so not "created but unused"
+        raise
     toolchain = find_toolchain(sim)
     cache_dir = (default_cache_dir() if cache_dir is None else Path(cache_dir)).absolute()
     source = verilog.convert(component, name=TOPLEVEL, emit_src=False)

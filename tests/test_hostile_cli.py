@@ -112,7 +112,7 @@ def test_set_seed_and_set_epochs_are_used_when_the_options_are_not_given(tmp_pat
     record = json.loads((out / "results.json").read_text())
     assert record["seed"] == record["config"]["seed"] == 5
     assert record["config"]["epochs"] == 2 and len(record["curves"]["test_accuracy"]) == 2
-    assert main(["-q", "train", "--algo", "backprop", "--seed", "5", "--set", "seed=5",
+    assert main(["-q", "train", "--algo", "backprop", "--seed", "5", "--set", "seed=05",
                  "--epochs", "1", "--set", "hidden=8", "--out", str(out)]) == 0
 
 

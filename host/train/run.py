@@ -162,10 +162,17 @@ def _setting(name: str, option: int | None, overrides: dict[str, str]) -> None:
     if option is None:
         return
     given = overrides.get(name)
-    if given is not None and given.strip() != str(option):
+    if given is not None and not _equals(given, option):
         raise ValueError(f"--{name} {option} and --set {name}={given} disagree; give one of "
                          f"them")
     overrides[name] = str(option)
+
+
+def _equals(text: str, value: int) -> bool:
+    try:
+        return int(text) == value
+    except ValueError:
+        return False
 
 
 def default_config(algorithm: str) -> Any:
@@ -330,7 +337,9 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
             state = result.net.state_dict()
         torch.save(state, stage.path / "model.pt")
         (stage.path / "results.json").write_text(json.dumps(record, indent=2, default=str))
-    checkpoint.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        checkpoint.parent.rmdir()
+    if algorithm == "mfff":
+        # The run it belonged to has finished; only mfff writes checkpoints.
+        checkpoint.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            checkpoint.parent.rmdir()
     return record
