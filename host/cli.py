@@ -367,11 +367,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"  curves:  {record['plot']}")
 
 
-def _force(parser: argparse.ArgumentParser, what: str = "the output folder") -> None:
+def _force(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
-                        help=f"write into {what} even if it holds another kind of run or "
-                             f"files that are no run (only the files this run writes are "
-                             f"replaced)")
+                        help="write into the output folder even if it holds another kind of "
+                             "run or files that are no run (only the files this run writes "
+                             "are replaced)")
 
 
 def build_parser() -> argparse.ArgumentParser:
