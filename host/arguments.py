@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from abc import ABC, abstractmethod
 from typing import NoReturn
 
 INTERRUPTED = 130
@@ -19,7 +20,25 @@ SEED_MAX = 2**32 - 1
 """The largest seed: every generator hilt seeds (Python, NumPy, torch) takes it."""
 
 
-class Count:
+class _Range(ABC):
+    """A typed value with a range: :meth:`parse` for URL options, a call for argparse."""
+
+    @abstractmethod
+    def accepted(self) -> str:
+        """The accepted values, as the error messages say them."""
+
+    @abstractmethod
+    def parse(self, text: str) -> float:
+        """``text`` as a value in range; ValueError naming the value and the range."""
+
+    def __call__(self, text: str) -> float:
+        try:
+            return self.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+
+class Count(_Range):
     """An integer argument in ``low..high``; ``why`` says what the upper limit is."""
 
     def __init__(self, low: int, high: int, why: str = "") -> None:
@@ -42,14 +61,8 @@ class Count:
             raise ValueError(f"{text} is out of range: accepted {self.accepted()}")
         return value
 
-    def __call__(self, text: str) -> int:
-        try:
-            return self.parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
 
-
-class Real:
+class Real(_Range):
     """A finite number argument, above ``low`` (or at it, if ``low_inclusive``) and at most
     ``high``."""
 
@@ -73,12 +86,6 @@ class Real:
         if not math.isfinite(value) or not inside:
             raise ValueError(f"{text} is out of range: accepted {self.accepted()}")
         return value
-
-    def __call__(self, text: str) -> float:
-        try:
-            return self.parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
 
 
 SEED = Count(0, SEED_MAX, "what every random generator takes")

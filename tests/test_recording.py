@@ -91,18 +91,40 @@ def test_going_past_the_end_of_a_recording_is_an_error(tmp_path):
             device.reset()
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("", "not a hilt-link-recording v1 header"),
-    ('{"format": "hilt-link-recording", "version": 1}\n{"dir": "sideways", "wire": "00"}',
-     "line 2: 'dir' must be"),
-    ('{"format": "hilt-link-recording", "version": 1}\n{"dir": "host->device", "wire": "xyz"}',
-     "is not a usable recording"),
+HEADER = b'{"format": "hilt-link-recording", "version": 1}\n'
+DEEP = b"[" * 3000 + b"]" * 3000
+"""Nesting past what any recursive reader survives."""
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    (b"", "not a hilt-link-recording v1 header"),
+    (HEADER + b'{"dir": "sideways", "wire": "00"}', "line 2: 'dir' must be"),
+    (HEADER + b'{"dir": "host->device", "wire": "xyz"}', "is not a usable recording"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "is not a recording: it is not UTF-8 text"),
+    (b"[1, 2]\n", "not a usable recording"),
+    (DEEP, "not a usable recording"),
+    (HEADER + DEEP, "not a usable recording"),
 ])
-def test_a_bad_recording_is_refused(tmp_path, text, words):
+def test_a_bad_recording_is_refused(tmp_path, content, words):
     path = tmp_path / "bad.jsonl"
-    path.write_text(text)
+    path.write_bytes(content)
     with pytest.raises(ReplayError, match=words):
         ReplaySerial(path)
+
+
+def test_a_recording_is_never_written_over_and_an_unwritable_one_is_named(tmp_path):
+    board = ReferenceDevice([MemoryTarget(64)])
+    with serve_tcp(board) as server:
+        earlier = tmp_path / "earlier.jsonl"
+        earlier.write_text("an earlier session\n")
+        with pytest.raises(ValueError, match=r"record=.*earlier.jsonl' exists; a recording "
+                                             r"is never written over another"):
+            Device(server.url, record=earlier)
+        assert earlier.read_text() == "an earlier session\n"
+        blocked = tmp_path / "a-file" / "session.jsonl"
+        (tmp_path / "a-file").write_text("")
+        with pytest.raises(ValueError, match=r"record=.*session.jsonl' cannot be written"):
+            Device(server.url, record=blocked)
 
 
 def test_a_missing_recording_is_refused(tmp_path):
