@@ -96,9 +96,15 @@ class SynapseCrossbarTarget(wiring.Component):
             m.next = "done"
 
         def store(count: int) -> None:
-            """Hold the beat at `index` of a `count`-byte unit; wrap after the last."""
-            m.d.sync += [Array(held)[index].eq(beat.data), left.eq(left - 1),
-                         index.eq(Mux(index == count - 1, 0, index + 1))]
+            """Hold the beat at `index` of a `count`-byte unit; wrap after the last.
+
+            One comparison per byte rather than ``Array(held)[index]`` on the left: that
+            gives every byte a case over every index, Verilog quadratic in the row.
+            """
+            for k, byte in enumerate(held[:count]):
+                with m.If(index == k):
+                    m.d.sync += byte.eq(beat.data)
+            m.d.sync += [left.eq(left - 1), index.eq(Mux(index == count - 1, 0, index + 1))]
 
         # A level's bits past state_bits, an input's bits past its sign, must be clear.
         level_bad = beat.data[b:].any() if b < 8 else Const(0)

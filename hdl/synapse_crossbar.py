@@ -30,6 +30,14 @@ program write, its readback and its multiply-accumulate. So the crossbar builds
 ``rows`` step datapaths rather than ``2 * rows * cols``: an 8 x 8 crossbar of 4-bit
 cells with one datapath per cell took 4000 LUTs without noise and did not fit an
 iCE40 UP5K (5280 LUTs) with it; shared per row, it takes about 1650 and 2450.
+
+The levels are held as one register per column and polarity, ``rows * state_bits``
+wide (row i in bits ``i * b`` up): a sweep reads column j's word through one
+multiplexer, every row's datapath takes its field, and the word written back is the
+rows' results side by side. A register per cell with a multiplexer per row is the same
+logic, but its Verilog grows by about a hundred lines a cell (17 MB for 64 x 74), which
+Verilator took over ten minutes to compile; a word per column keeps it to a few lines a
+column.
 """
 
 from __future__ import annotations
@@ -156,9 +164,9 @@ class SynapseCrossbar(wiring.Component):
         m = Module()
         rows, cols, b, m_bits = self.rows, self.cols, self.state_bits, self.noise_bits
 
-        # The levels, one register per cell, and each pair's LFSR.
-        plus = [[Signal(b, name=f"plus_{i}_{j}") for j in range(cols)] for i in range(rows)]
-        minus = [[Signal(b, name=f"minus_{i}_{j}") for j in range(cols)] for i in range(rows)]
+        # The levels, one word of every row's level per column, and each pair's LFSR.
+        plus = [Signal(rows * b, name=f"plus_col{j}") for j in range(cols)]
+        minus = [Signal(rows * b, name=f"minus_col{j}") for j in range(cols)]
         lfsrs = [[None] * cols for _ in range(rows)]
         if m_bits:
             for i, j in itertools.product(range(rows), range(cols)):
@@ -224,10 +232,12 @@ class SynapseCrossbar(wiring.Component):
         neg_col = slot.col_neg.bit_select(col, 1)
         uni = slot.unidirectional
         accs = [Signal(signed(self.acc_width), name=f"acc{i}") for i in range(rows)]
-        g_plus, g_minus = [], []
+        column_plus, column_minus = Signal(rows * b), Signal(rows * b)
+        m.d.comb += [column_plus.eq(Array(plus)[col]), column_minus.eq(Array(minus)[col])]
+        written_plus, written_minus = Signal(rows * b), Signal(rows * b)
+        g_plus = [column_plus.word_select(i, b) for i in range(rows)]
+        g_minus = [column_minus.word_select(i, b) for i in range(rows)]
         for i in range(rows):
-            g_plus.append(Array(plus[i])[col])
-            g_minus.append(Array(minus[i])[col])
             fire = kind.update & moving & slot.row_fire[i] & fire_col
             lower = slot.row_neg[i] ^ neg_col
             to_minus = lower & uni
@@ -243,18 +253,22 @@ class SynapseCrossbar(wiring.Component):
             minus_write = load | (fire & to_minus)
             plus_value = Mux(kind.program, prog.plus[col], moved)
             minus_value = Mux(kind.program, prog.minus[col], moved)
-            for j in range(cols):
-                with m.If(here[j] & plus_write):
-                    m.d.sync += plus[i][j].eq(plus_value)
-                with m.If(here[j] & minus_write):
-                    m.d.sync += minus[i][j].eq(minus_value)
-                if m_bits:
+            m.d.comb += [
+                written_plus.word_select(i, b).eq(Mux(plus_write, plus_value, g_plus[i])),
+                written_minus.word_select(i, b).eq(Mux(minus_write, minus_value, g_minus[i])),
+            ]
+            if m_bits:
+                for j in range(cols):
                     m.d.comb += lfsrs[i][j].advance.eq(here[j] & fire)
 
             with m.If(taken["x"]):
                 m.d.sync += accs[i].eq(0)
             with m.If(busy & kind.x):
                 m.d.sync += accs[i].eq(accs[i] + (g_plus[i] - g_minus[i]) * x[col])
+
+        for j in range(cols):
+            with m.If(here[j]):
+                m.d.sync += [plus[j].eq(written_plus), minus[j].eq(written_minus)]
 
         # Results: the read's y, or the asked row's levels gathered column by column; each
         # held until taken.

@@ -14,10 +14,13 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import cocotb
 from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import ReadOnly, RisingEdge
+
+from hilt.sim.testbenches.icarus import wake_comb_processes
 
 
 @dataclass
@@ -68,7 +71,14 @@ def sim_cycle(clock_ns: int) -> int:
 
 async def start_clock_and_reset(dut, clock_ns: int, sources: Iterable[StreamPorts],
                                 sinks: Iterable[StreamPorts], cycles: int = 2) -> None:
-    """Start ``dut.clk``, idle every stream and hold ``dut.rst`` for ``cycles`` edges."""
+    """Start ``dut.clk``, idle every stream and hold ``dut.rst`` for ``cycles`` edges.
+
+    Under Icarus it first runs every ``always @*`` block once
+    (:func:`~hilt.sim.testbenches.icarus.wake_comb_processes`): a block none of whose
+    inputs changes before it is read would otherwise give X.
+    """
+    if cocotb.SIM_NAME.lower().startswith("icarus"):
+        wake_comb_processes(dut)
     Clock(dut.clk, clock_ns, unit="ns").start()
     dut.rst.value = 1
     for port in sources:
