@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cocotb
@@ -106,20 +106,36 @@ def _build(toolchain: Toolchain, build_dir: Path, source_file: Path, toplevel: s
             f"log {log_file}:\n{log_tail(log_file)}") from None
 
 
+Builder = Callable[[Path, Path], None]
+"""Builds a design: given the build directory and the Verilog file written into it."""
+
+
 def cached_build(toolchain: Toolchain, source: str, toplevel: str, waves: str | None,
                  cache_dir: Path) -> tuple[Path, bool]:
-    """The build directory for this design, building it first unless it is cached.
-
-    A build is complete once its stamp file exists; the stamp is renamed into place
-    last, so a reader that sees it never sees a half-built directory and needs no lock.
-    Builders take a per-build file lock and look again, so of many processes that miss
-    together exactly one builds and the others wait and reuse it.
-    """
+    """The build directory of this design for cocotb's runner, building it unless cached."""
     key = _cache_key(toolchain, source, toplevel, waves)
-    name = f"{toolchain.sim}-{toplevel}-{key[:20]}"
+
+    def build(build_dir: Path, source_file: Path) -> None:
+        _build(toolchain, build_dir, source_file, toplevel, waves)
+
+    return cached(f"{toolchain.sim}-{toplevel}-{key[:20]}", key, source, toplevel, cache_dir,
+                  build)
+
+
+def cached(name: str, key: str, source: str, toplevel: str, cache_dir: Path,
+           build: Builder) -> tuple[Path, bool]:
+    """The build directory ``name`` under ``cache_dir``, made by ``build`` unless cached.
+
+    ``key`` is the digest of everything the build depends on, and ``name`` should carry
+    part of it. A build is complete once its stamp file exists; the stamp is renamed into
+    place last, so a reader that sees it never sees a half-built directory and needs no
+    lock. Builders take a per-build file lock and look again, so of many processes that
+    miss together exactly one builds and the others wait and reuse it. The stamp records
+    the build's wall time (:func:`build_seconds`).
+    """
     build_dir = cache_dir / "builds" / name
     stamp = build_dir / _STAMP
-    subject = f"{toolchain.sim} build {name}"
+    subject = f"build {name}"
     if stamp.is_file():
         logger.info("%s: cache hit", subject)
         return build_dir, True
@@ -134,7 +150,7 @@ def cached_build(toolchain: Toolchain, source: str, toplevel: str, waves: str | 
         source_file.write_text(source)
         logger.info("%s: building", subject)
         started = time.monotonic()
-        _build(toolchain, build_dir, source_file, toplevel, waves)
+        build(build_dir, source_file)
         seconds = time.monotonic() - started
         logger.info("%s: built in %.1f s", subject, seconds)
         partial = stamp.with_suffix(".partial")
@@ -142,3 +158,7 @@ def cached_build(toolchain: Toolchain, source: str, toplevel: str, waves: str | 
         partial.rename(stamp)
     return build_dir, False
 
+
+def build_seconds(build_dir: Path) -> float:
+    """The wall time the build in ``build_dir`` took, as its stamp recorded it."""
+    return float(json.loads((build_dir / _STAMP).read_text())["seconds"])

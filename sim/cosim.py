@@ -1,20 +1,25 @@
 """Co-simulation: a simulated board behind a serial URL and a pseudo-terminal.
 
 :func:`start_cosim` builds a design with UART pins ``rx`` and ``tx`` (cached, like every
-build of :mod:`hilt.sim.runner`), then runs it under Icarus Verilog or Verilator in a
-background process with the bridge testbench :mod:`hilt.sim.testbenches.cosim_bridge`,
-and returns once the bridge listens. Anything that speaks pyserial then talks to the
+build of :mod:`hilt.sim.runner`), runs it in a background process on one of two engines,
+and returns once the board listens. Anything that speaks pyserial then talks to the
 simulated UART: ``serial.serial_for_url(board.url)`` (``socket://127.0.0.1:PORT``),
 ``serial.Serial(board.pty)``, or :class:`hilt.host.transport.Device`. The line runs as fast
-as the simulator does, not at a baud rate; see the bridge's docstring for how simulation
-and sockets share the CPU.
+as the simulator does, not at a baud rate.
 
-The background process is a small Python process (this module run with ``-m``) that
-starts the simulator through cocotb's runner in a session of its own, so a Ctrl-C at the
-terminal reaches only the caller, which then stops the board cleanly. The board stops when
-asked (:meth:`CosimBoard.stop`, which creates the bridge's stop file) and also when the
-caller dies: the background process watches a pipe from the caller, and the simulator
-watches its own parent.
+- ``native`` (the default under Verilator): the design and hilt's C++ harness
+  (``cosim_harness.cpp``, built by :mod:`hilt.sim.native_build`) in one program that runs
+  the clock, the UART line and the sockets with no Python in the loop.
+- ``cocotb`` (Icarus, or Verilator): the bridge testbench
+  :mod:`hilt.sim.testbenches.cosim_bridge` under cocotb, started by a small Python process
+  (this module run with ``-m``) through cocotb's runner; for pin- and cycle-level work.
+
+Both get the same design (:class:`BoardReset` around it), the same options and the same
+files, and answer the same bytes. The background process runs in a session of its own, so
+a Ctrl-C at the terminal reaches only the caller, which then stops the board cleanly. The
+board stops when asked (:meth:`CosimBoard.stop`, which creates the stop file) and also
+when the caller dies: the native harness and cocotb's simulator watch their parent, and
+cocotb's Python process also watches a pipe from the caller.
 
 :func:`serve_forever` is the body of a command that keeps a board up until Ctrl-C.
 """
@@ -39,25 +44,34 @@ from types import TracebackType
 from typing import Any
 
 from amaranth.back import verilog
-from amaranth.hdl import Shape
+from amaranth.hdl import ClockDomain, ClockSignal, Module, Shape
 from amaranth.lib import wiring
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.wiring import In, Out
 
 from hilt.firmware.uart import MIN_DIVISOR
 from hilt.hdl.params import check_int
 from hilt.sim.build_cache import cached_build, default_cache_dir, log_tail
 from hilt.sim.errors import SimulationFailed
+from hilt.sim.native_build import native_build
 from hilt.sim.runner import PARAMS_ENV
-from hilt.sim.toolchains import TIMESCALE, cocotb_runner, find_toolchain
+from hilt.sim.toolchains import SIMULATORS, TIMESCALE, cocotb_runner, find_toolchain
 
-__all__ = ["CosimBoard", "check_port_free", "serve_forever", "start_cosim"]
+__all__ = ["ENGINES", "CosimBoard", "check_engine", "check_port_free", "serve_forever",
+           "start_cosim"]
 
 logger = logging.getLogger(__name__)
 
+ENGINES = ("native", "cocotb")
+"""How a co-simulated board runs: hilt's C++ harness under Verilator, or cocotb's bridge."""
 TESTBENCH = "hilt.sim.testbenches.cosim_bridge"
 TOPLEVEL = "top"
 
 POLL_BYTES = 16
 """While bytes move, the bridge polls its sockets every this many byte times."""
+FED_POLL_BYTES = 64
+"""The native harness polls every this many byte times while the host keeps the line fed,
+and every :data:`POLL_BYTES` once it has not."""
 IDLE_AFTER_CYCLES = 1 << 16
 """Clock cycles without a byte either way before the bridge idles."""
 IDLE_CYCLES = 1 << 10
@@ -80,19 +94,24 @@ class CosimBoard:
         The pseudo-terminal's path (``/dev/pts/N``), None if it was not asked for.
     sim : str
         The simulator.
+    engine : str
+        ``native`` (hilt's C++ harness) or ``cocotb`` (the cocotb bridge).
     bit_ns : int
         Simulated nanoseconds per bit on the line.
     pid : int
-        The background process; the simulator is its child, in the same process group.
+        The background process, in a session of its own: the native harness itself, or
+        the Python process whose child the simulator is.
     run_dir : Path
-        The run's directory: ``sim.log`` (cocotb and the bridge), ``runner.log`` (the
-        background process). Removed after a clean stop unless ``run_dir`` was given.
+        The run's directory: ``sim.log`` (the harness, or cocotb and the bridge), and for
+        the cocotb engine ``runner.log`` (the background process). Removed after a clean
+        stop unless ``run_dir`` was given.
     """
 
-    def __init__(self, *, sim: str, process: subprocess.Popen, run_dir: Path, keep: bool,
-                 ready_path: Path, stop_path: Path, reset_path: Path,
+    def __init__(self, *, sim: str, engine: str, process: subprocess.Popen, run_dir: Path,
+                 keep: bool, ready_path: Path, stop_path: Path, reset_path: Path,
                  results_path: Path, bit_ns: int) -> None:
         self.sim = sim
+        self.engine = engine
         self.bit_ns = bit_ns
         self.pid = process.pid
         self.run_dir = run_dir
@@ -109,7 +128,8 @@ class CosimBoard:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"CosimBoard({self.sim}, {self.url!r}, pty={self.pty!r}, {state})"
+        return (f"CosimBoard({self.sim}, {self.engine}, {self.url!r}, pty={self.pty!r}, "
+                f"{state})")
 
     def __enter__(self) -> CosimBoard:
         return self
@@ -257,6 +277,32 @@ class CosimBoard:
         self.pty = ready["pty"]
 
 
+class BoardReset(wiring.Component):
+    """``design`` as a board holds it: its clock from the ``clk`` pin and its reset from the
+    ``rst`` button through a reset synchronizer, as every Amaranth platform builds the
+    ``sync`` domain from the board's reset pin. Its UART pins pass straight through.
+
+    The simulated design's registers then reset from a register, not from a top-level
+    input: Verilator re-evaluates everything that reads an input whenever an input
+    changes, which with ``rst`` read by every register's next state was a third of each
+    clock cycle's cost.
+    """
+
+    def __init__(self, design: wiring.Component) -> None:
+        self.design = design
+        super().__init__({"clk": In(1), "rst": In(1), "rx": In(1, init=1),
+                          "tx": Out(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(self.clk)
+        m.submodules.reset_sync = ResetSynchronizer(self.rst, domain="sync")
+        m.submodules.design = self.design
+        m.d.comb += [self.design.rx.eq(self.rx), self.tx.eq(self.design.tx)]
+        return m
+
+
 def check_port_free(port: int) -> None:
     """Refuse a TCP port on 127.0.0.1 that something already listens on, as the bridge
     would find it, before anything is built; 0 (any free port) always passes."""
@@ -281,10 +327,30 @@ def _check_uart_pins(component: wiring.Component) -> None:
                              f"{sorted(members.keys())}")
 
 
+def check_engine(engine: str | None, sim: str) -> str:
+    """The engine a board under ``sim`` runs on: ``engine``, or by default ``native`` under
+    Verilator and ``cocotb`` under Icarus.
+
+    Raises ValueError, in one line naming what is accepted, for an unknown engine or for
+    ``native`` under a simulator other than Verilator.
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"sim must be one of {', '.join(SIMULATORS)}, got {sim!r}")
+    if engine is None:
+        return "native" if sim == "verilator" else "cocotb"
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "native" and sim != "verilator":
+        raise ValueError(f"engine native runs under Verilator only, not sim {sim!r}; give "
+                         f"sim verilator, or engine cocotb")
+    return engine
+
+
 def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor: int,
-                port: int = 0, pty: bool = True, clock_ns: int = 10,
-                cache_dir: Path | None = None, run_dir: Path | None = None,
-                ready_timeout: float = 60.0, timeline: bool = False) -> CosimBoard:
+                engine: str | None = None, port: int = 0, pty: bool = True,
+                clock_ns: int = 10, cache_dir: Path | None = None,
+                run_dir: Path | None = None, ready_timeout: float = 60.0,
+                timeline: bool = False) -> CosimBoard:
     """Build ``component`` and serve its UART on a TCP port and a pty, in the background.
 
     Parameters
@@ -294,6 +360,11 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
         and the default ``sync`` clock domain.
     sim : str
         ``"verilator"`` or ``"icarus"``.
+    engine : str, optional
+        ``"native"``: the design and hilt's C++ harness compiled into one program by
+        Verilator, no Python while it runs (the default under Verilator); ``"cocotb"``:
+        the cocotb bridge :mod:`hilt.sim.testbenches.cosim_bridge` (the default, and the
+        only engine, under Icarus). Both answer the same bytes.
     divisor : int
         The design's clock cycles per bit; the bridge's UART uses the same.
     port : int
@@ -315,7 +386,8 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     Raises
     ------
     ValueError
-        The design lacks the UART pins, a parameter is out of range, or ``port`` is taken.
+        The design lacks the UART pins, a parameter is out of range, ``port`` is taken,
+        or ``engine`` is unknown or not available under ``sim``.
     SimulatorNotFound
         The simulator is not installed; the message says how to install it.
     BuildFailed
@@ -327,16 +399,20 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     check_int("divisor", divisor, MIN_DIVISOR)
     check_int("port", port, 0, 65535)
     check_int("clock_ns", clock_ns, 2)
-    _check_uart_pins(component)
     try:
+        engine = check_engine(engine, sim)
+        _check_uart_pins(component)
         check_port_free(port)
     except ValueError:
         component._MustUse__silence = True  # refused here, so not "created but unused"
         raise
     toolchain = find_toolchain(sim)
     cache_dir = (default_cache_dir() if cache_dir is None else Path(cache_dir)).absolute()
-    source = verilog.convert(component, name=TOPLEVEL, emit_src=False)
-    build_dir, _ = cached_build(toolchain, source, TOPLEVEL, None, cache_dir)
+    source = verilog.convert(BoardReset(component), name=TOPLEVEL, emit_src=False)
+    if engine == "native":
+        executable, _ = native_build(toolchain, source, TOPLEVEL, cache_dir)
+    else:
+        build_dir, _ = cached_build(toolchain, source, TOPLEVEL, None, cache_dir)
 
     if run_dir is None:
         work, keep = Path(tempfile.mkdtemp(prefix=f"hilt-cosim-{sim}-")), False
@@ -352,18 +428,23 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
         "poll_cycles": POLL_BYTES * 10 * divisor, "idle_after_cycles": IDLE_AFTER_CYCLES,
         "idle_cycles": IDLE_CYCLES, "idle_wait_s": IDLE_WAIT_S,
     }
-    (work / "params.json").write_text(json.dumps(params))
-    spec = {"sim": sim, "build_dir": str(build_dir), "run_dir": str(work), "keep": keep}
-    (work / "spec.json").write_text(json.dumps(spec))
-
-    # cocotb's runner changes what it does under pytest; the simulation is not a pytest test.
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    with open(work / "runner.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(work / "spec.json")],
-            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=env,
-            start_new_session=True)
-    board = CosimBoard(sim=sim, process=process, run_dir=work, keep=keep,
+    if engine == "native":
+        command = [str(executable), *_harness_arguments(params, "" if keep else str(work))]
+        log_name = "sim.log"
+        env = dict(os.environ)
+    else:
+        (work / "params.json").write_text(json.dumps(params))
+        spec = {"sim": sim, "build_dir": str(build_dir), "run_dir": str(work), "keep": keep}
+        (work / "spec.json").write_text(json.dumps(spec))
+        command = [sys.executable, "-m", __name__, str(work / "spec.json")]
+        log_name = "runner.log"
+        # cocotb's runner changes what it does under pytest; the simulation is not a test.
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    with open(work / log_name, "wb") as log:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=work, env=env,
+                                   start_new_session=True)
+    board = CosimBoard(sim=sim, engine=engine, process=process, run_dir=work, keep=keep,
                        ready_path=paths["ready.json"], stop_path=paths["stop"],
                        reset_path=paths["reset"], results_path=paths["results.json"],
                        bit_ns=divisor * clock_ns)
@@ -372,14 +453,33 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     except BaseException:
         board._kill()
         raise
-    logger.info("co-simulation under %s listening on %s (pty %s), run directory %s",
-                sim, board.url, board.pty, work)
+    logger.info("co-simulation under %s (%s engine) listening on %s (pty %s), run "
+                "directory %s", sim, engine, board.url, board.pty, work)
     return board
 
 
+def _harness_arguments(params: dict[str, Any], orphan_cleanup: str) -> list[str]:
+    """The native harness's command line for the bridge's ``params``; it removes
+    ``orphan_cleanup`` (if not empty) when it stops because its parent died."""
+    values = {
+        "divisor": params["divisor"], "clock-ns": params["clock_ns"], "port": params["port"],
+        "pty": int(params["pty"]), "timeline": int(params["timeline"]),
+        "poll-cycles": params["poll_cycles"],
+        "fed-poll-cycles": FED_POLL_BYTES * 10 * params["divisor"],
+        "idle-after-cycles": params["idle_after_cycles"],
+        "idle-cycles": params["idle_cycles"],
+        "idle-wait-us": max(1, round(params["idle_wait_s"] * 1e6)),
+        "ready": params["ready_path"], "stop": params["stop_path"],
+        "reset": params["reset_path"], "results": params["results_path"],
+        "orphan-cleanup": orphan_cleanup,
+    }
+    return [f"--{name}={value}" for name, value in values.items()]
+
+
 def serve_forever(component: wiring.Component, *, sim: str = "verilator", divisor: int,
-                  port: int = 0, pty: bool = True, clock_ns: int = 10,
-                  announce: Callable[[str], None] = print) -> dict[str, Any]:
+                  engine: str | None = None, port: int = 0, pty: bool = True,
+                  clock_ns: int = 10, announce: Callable[[str], None] = print,
+                  ) -> dict[str, Any]:
     """Serve ``component`` as :func:`start_cosim` does until Ctrl-C; the bridge's results.
 
     ``announce`` gets the lines for the user: where to connect, and on Ctrl-C what moved.
@@ -392,12 +492,13 @@ def serve_forever(component: wiring.Component, *, sim: str = "verilator", diviso
         serving.
     """
     try:
-        board = start_cosim(component, sim=sim, divisor=divisor, port=port, pty=pty,
-                            clock_ns=clock_ns)
+        board = start_cosim(component, sim=sim, engine=engine, divisor=divisor, port=port,
+                            pty=pty, clock_ns=clock_ns)
     except KeyboardInterrupt:
         announce("interrupted before the board was up")
         return {}
-    announce(f"co-simulated board ({sim}, {divisor} cycles a bit) on {board.url}")
+    announce(f"co-simulated board ({sim}, {board.engine} engine, {divisor} cycles a bit) "
+             f"on {board.url}")
     if board.pty is not None:
         announce(f"pseudo-terminal: {board.pty}")
     announce("Ctrl-C stops it")

@@ -61,10 +61,13 @@ def board_record(board: str, params: Mapping[str, Any] | None = None) -> bytes:
 
 
 def start_board(board: str, params: Mapping[str, Any] | None = None, *,
-                sim: str = "verilator", pty: bool = False) -> CosimBoard:
-    """Start ``board``'s firmware under ``sim`` behind ``socket://127.0.0.1:PORT``.
+                sim: str = "verilator", engine: str | None = None,
+                pty: bool = False) -> CosimBoard:
+    """Start ``board``'s firmware under ``sim`` behind ``socket://127.0.0.1:PORT``, on
+    ``engine`` (by default the native one under Verilator; see
+    :func:`~hilt.sim.cosim.start_cosim`).
 
     The caller stops it (:meth:`~hilt.sim.cosim.CosimBoard.stop`, or a ``with`` block).
     """
-    return start_cosim(cosim_top(board, params), sim=sim, divisor=COSIM_DIVISOR,
-                       clock_ns=COSIM_CLOCK_NS, pty=pty)
+    return start_cosim(cosim_top(board, params), sim=sim, engine=engine,
+                       divisor=COSIM_DIVISOR, clock_ns=COSIM_CLOCK_NS, pty=pty)

@@ -22,7 +22,7 @@ from hilt.host.protocol import codec, spec
 from hilt.host.protocol.binary_layout import THRESHOLD_BASE
 from hilt.host.protocol.synapse_layout import Slot
 from hilt.host.reference_board import reference_board
-from hilt.sim.cosim import start_cosim
+from hilt.sim.cosim import ENGINES, start_cosim
 
 C = spec.Command
 DIVISOR = 4
@@ -113,12 +113,14 @@ def exchange(connection: socket.socket, frame: bytes) -> bytes:
     return answer
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("pe", FIRMWARE_PES)
-def test_the_board_answers_every_frame_as_its_twin(pe):
+def test_the_board_answers_every_frame_as_its_twin(pe, engine):
     top = firmware_top(BOARDS["icebreaker"], {"pe": pe}, divisor=DIVISOR, clock_hz=100e6)
     rng = random.Random(pe)
     statuses = []
-    with start_cosim(top, sim="verilator", divisor=DIVISOR, pty=False) as board, \
+    with start_cosim(top, sim="verilator", engine=engine, divisor=DIVISOR,
+                     pty=False) as board, \
             socket.create_connection(("127.0.0.1", board.port), timeout=60) as connection:
         identify = codec.encode_frame(0, C.IDENTIFY)
         record = codec.FrameDecoder().feed(exchange(connection, identify))[0].payload

@@ -29,12 +29,16 @@ from hilt.firmware.top import FirmwareTop, capability_record
 from hilt.firmware.uart import Uart, UartTx
 from hilt.host.protocol import reference
 from hilt.host.transport import Device
-from hilt.sim.cosim import start_cosim
+from hilt.sim.cosim import CosimBoard, start_cosim
 from hilt.sim.errors import BuildFailed, SimulationFailed
 from hilt.sim.testbenches.cosim_bridge import TxDecoder, frame_runs
 
 DIVISOR = 4
 TESTS = Path(__file__).parent
+ENGINES = [pytest.param(("icarus", "cocotb"), id="icarus-cocotb"),
+           pytest.param(("verilator", "native"), id="verilator-native")]
+"""The bridge's behaviour is checked on the cocotb engine (under Icarus, the faster to
+build) and on the native one."""
 # Runs a scrap of Python with this module's EchoBoard importable, unbuffered.
 PYTHON_WITH_ECHO = [sys.executable, "-u", "-c",
                     f"import sys; sys.path.insert(0, {str(TESTS)!r}); "
@@ -71,6 +75,12 @@ class UnbuildableBoard(wiring.Component):
         m = Module()
         m.submodules.missing = Instance("no_such_cell", i_a=self.rx, o_y=self.tx)
         return m
+
+
+def echo_board(board_kind: tuple[str, str], **options) -> CosimBoard:
+    """An :class:`EchoBoard` started on ``board_kind``, a (simulator, engine) of ENGINES."""
+    sim, engine = board_kind
+    return start_cosim(EchoBoard(DIVISOR), sim=sim, engine=engine, divisor=DIVISOR, **options)
 
 
 def plus_one(data: bytes) -> bytes:
@@ -130,10 +140,13 @@ def test_tx_decoder_frames_glitches_and_framing_errors():
     assert not decoder.edges
 
 
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_echo_through_socket_url(sim):
+@pytest.mark.parametrize(("sim", "engine"), [("icarus", "cocotb"), ("verilator", "cocotb"),
+                                             ("verilator", "native")])
+def test_echo_through_socket_url(sim, engine):
     data = random_bytes(600, seed=1)
-    with start_cosim(EchoBoard(DIVISOR), sim=sim, divisor=DIVISOR, pty=False) as board:
+    with start_cosim(EchoBoard(DIVISOR), sim=sim, engine=engine, divisor=DIVISOR,
+                     pty=False) as board:
+        assert board.engine == engine
         assert board.url == f"socket://127.0.0.1:{board.port}"
         assert board.pty is None
         with serial.serial_for_url(board.url, timeout=30) as port:
@@ -149,9 +162,10 @@ def test_echo_through_socket_url(sim):
     assert not board.run_dir.exists()
 
 
-def test_echo_through_pty_then_socket():
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_echo_through_pty_then_socket(board_kind):
     data = random_bytes(300, seed=2)
-    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR) as board:
+    with echo_board(board_kind) as board:
         assert board.pty is not None and os.path.exists(board.pty)
         with serial.Serial(board.pty, timeout=30) as port:
             assert echo(port, data) == plus_one(data)
@@ -165,8 +179,9 @@ def test_echo_through_pty_then_socket():
     assert not os.path.exists(board.pty)
 
 
-def test_one_tcp_client_at_a_time_then_closed_port_is_reported():
-    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, pty=False) as board:
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_one_tcp_client_at_a_time_then_closed_port_is_reported(board_kind):
+    with echo_board(board_kind, pty=False) as board:
         first = serial.serial_for_url(board.url, timeout=30)
         assert echo(first, b"first") == plus_one(b"first")
         # While one client is connected another is accepted and closed at once.
@@ -185,29 +200,34 @@ def test_one_tcp_client_at_a_time_then_closed_port_is_reported():
         serial.serial_for_url(board.url, timeout=1)
 
 
-def test_port_in_use_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_port_in_use_is_a_clear_error(board_kind, tmp_path):
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         with pytest.raises(ValueError, match=rf"port {port} on 127.0.0.1 cannot be listened "
                                              rf"on \(Address already in use"):
-            start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, port=port,
+            echo_board(board_kind, port=port,
                         run_dir=tmp_path)
     assert not any(tmp_path.iterdir())  # refused before anything was built or started
 
 
-def test_simulator_dying_is_reported_with_its_log(tmp_path):
-    board = start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, pty=False,
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_simulator_dying_is_reported_with_its_log(board_kind, tmp_path):
+    board = echo_board(board_kind, pty=False,
                         run_dir=tmp_path)
+    # The simulator: the native harness itself, or the cocotb engine's child simulator.
     children = Path(f"/proc/{board.pid}/task/{board.pid}/children").read_text().split()
-    os.kill(int(children[0]), signal.SIGKILL)
+    os.kill(board.pid if board.engine == "native" else int(children[0]), signal.SIGKILL)
     with pytest.raises(SimulationFailed, match=r"(?s)stopped without finishing.*sim\.log ends"):
         board.stop()
     assert board.run_dir.exists()  # kept for its logs
 
 
-def test_design_that_does_not_build_is_a_clear_error():
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_design_that_does_not_build_is_a_clear_error(board_kind):
     with pytest.raises(BuildFailed, match="no_such_cell"):
-        start_cosim(UnbuildableBoard(), sim="icarus", divisor=DIVISOR)
+        start_cosim(UnbuildableBoard(), sim=board_kind[0], engine=board_kind[1],
+                    divisor=DIVISOR)
 
 
 def test_design_without_uart_pins_is_refused():
@@ -215,11 +235,13 @@ def test_design_without_uart_pins_is_refused():
         start_cosim(UartTx(DIVISOR), sim="icarus", divisor=DIVISOR)
 
 
-def test_board_stops_when_its_owner_dies():
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_board_stops_when_its_owner_dies(board_kind):
     owner = subprocess.Popen(
         [*PYTHON_WITH_ECHO,
-         "from hilt.sim.cosim import start_cosim\n"
-         f"board = start_cosim(EchoBoard({DIVISOR}), sim='icarus', divisor={DIVISOR})\n"
+         "from hilt.sim.cosim import CosimBoard, start_cosim\n"
+         f"board = start_cosim(EchoBoard({DIVISOR}), sim={board_kind[0]!r}, "
+         f"engine={board_kind[1]!r}, divisor={DIVISOR})\n"
          "print(board.url, board.pid)\n"
          "import time; time.sleep(600)"],
         stdout=subprocess.PIPE, text=True)
@@ -237,11 +259,13 @@ def test_board_stops_when_its_owner_dies():
         serial.serial_for_url(url, timeout=1)
 
 
-def test_serve_forever_stops_cleanly_on_ctrl_c():
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_serve_forever_stops_cleanly_on_ctrl_c(board_kind):
     server = subprocess.Popen(
         [*PYTHON_WITH_ECHO,
          "from hilt.sim.cosim import serve_forever\n"
-         f"serve_forever(EchoBoard({DIVISOR}), sim='icarus', divisor={DIVISOR})"],
+         f"serve_forever(EchoBoard({DIVISOR}), sim={board_kind[0]!r}, engine={board_kind[1]!r}, "
+         f"divisor={DIVISOR})"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = []
     while not lines or lines[-1] != "Ctrl-C stops it\n":
@@ -304,10 +328,11 @@ def read_until(fd: int, wanted: bytes, timeout: float) -> bytes:
     return seen
 
 
-def test_miniterm_talks_to_the_board_through_its_pty():
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_miniterm_talks_to_the_board_through_its_pty(board_kind):
     """pyserial's miniterm, a user's terminal on a pty of its own, opens the board's pty:
     what is typed reaches the design and its answer is shown."""
-    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR) as board:
+    with echo_board(board_kind) as board:
         terminal, user = os.openpty()
         miniterm = subprocess.Popen(
             [sys.executable, "-m", "serial.tools.miniterm", "--raw", "--quiet", board.pty,
@@ -328,11 +353,12 @@ def test_miniterm_talks_to_the_board_through_its_pty():
     assert results["bytes_to_design"] == 4 and results["bytes_from_design"] == 4
 
 
-def test_the_timeline_measures_the_line_in_bit_times():
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_the_timeline_measures_the_line_in_bit_times(board_kind):
     """Bytes sent back to back keep the line full: an echo of N bytes spans 10 N bit
     times plus the one byte the echo lags behind."""
     data = random_bytes(200, seed=3)
-    with start_cosim(EchoBoard(DIVISOR), sim="icarus", divisor=DIVISOR, pty=False,
+    with echo_board(board_kind, pty=False,
                      timeline=True) as board:
         with pytest.raises(ValueError, match="timeline=True and stopped"):
             board.bit_times(0, 1)
