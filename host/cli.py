@@ -263,14 +263,15 @@ def _cmd_cosim(args: argparse.Namespace) -> None:
     from hilt.firmware.boards import get_board
     from hilt.sim.cosim import check_port_free, serve_forever
 
+    engine = _engine(args.engine, args.sim)
     check_port_free(args.port)
     config = get_board(args.board)
     clock_ns = 10
     top = firmware_top(config, {"max_payload": args.max_payload,
                                 "memory_bytes": args.memory_bytes, "pe": args.pe},
                        divisor=args.divisor, clock_hz=1e9 / clock_ns)
-    serve_forever(top, sim=args.sim, divisor=args.divisor, port=args.port, pty=not args.no_pty,
-                  clock_ns=clock_ns)
+    serve_forever(top, sim=args.sim, engine=engine, divisor=args.divisor, port=args.port,
+                  pty=not args.no_pty, clock_ns=clock_ns)
 
 
 def _run_proof(network: str, sim_choice: str, out: Path, seed: int, force: bool) -> None:
@@ -349,11 +350,14 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     from hilt.host.train.demo import demo_url, run_demo
 
     sim = args.sim
-    url = demo_url(args.board, args.pe, sim)
+    engine = _engine(args.engine, sim)
+    url = demo_url(args.board, args.pe, sim, args.engine)
     print(f"hilt: model-free Forward-Forward on digits against {url}: the board's firmware "
-          f"in RTL simulation behind its UART (the first run compiles it)")
-    record = run_demo(args.out, board=args.board, pe=args.pe, sim=sim, epochs=args.epochs,
-                      seed=args.seed, progress=not args.quiet, force=args.force)
+          f"in RTL simulation behind its UART, on the {engine} engine (the first run "
+          f"compiles it)")
+    record = run_demo(args.out, board=args.board, pe=args.pe, sim=sim, engine=args.engine,
+                      epochs=args.epochs, seed=args.seed, progress=not args.quiet,
+                      force=args.force)
     layer = record["backends"][0]
     print(f"  board: {layer['board']['board']} {layer['board']['kind']} "
           f"{layer['in_features']} -> {layer['out_features']}, random configuration seed "
@@ -365,6 +369,19 @@ def _cmd_demo(args: argparse.Namespace) -> None:
           f"with the evaluations")
     print(f"  summary: {Path(args.out) / 'results.json'}")
     print(f"  curves:  {record['plot']}")
+
+
+def _engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=["native", "cocotb"], default=None,
+                        help="how the board is simulated: native (hilt's C++ harness, the "
+                             "default under Verilator) or cocotb (the only one under Icarus)")
+
+
+def _engine(engine: str | None, sim: str) -> str:
+    """The engine ``--engine`` and ``--sim`` give, refused in one line if they disagree."""
+    from hilt.sim.cosim import check_engine
+
+    return check_engine(engine, sim)
 
 
 def _force(parser: argparse.ArgumentParser) -> None:
@@ -389,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "crossbars take 8 or 16 inputs, too few for the demo's 64: "
                            "train them with hilt train --algo ff-pulse)")
     demo.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
+    _engine_option(demo)
     demo.add_argument("--epochs", type=EPOCHS, default=4)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     demo.add_argument("--seed", type=SEED, default=0)
@@ -505,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cosim", help="the board's firmware in RTL simulation, behind a serial URL")
     board_options(cosim)
     cosim.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
+    _engine_option(cosim)
     cosim.add_argument("--divisor", type=Count(4, 65535), default=4,
                        help="clock cycles per UART bit of the simulated 100 MHz clock")
     cosim.add_argument("--port", type=Count(0, 65535), default=0,

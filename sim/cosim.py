@@ -52,13 +52,13 @@ from amaranth.lib.wiring import In, Out
 from hilt.firmware.uart import MIN_DIVISOR
 from hilt.hdl.params import check_int
 from hilt.sim.build_cache import cached_build, default_cache_dir, log_tail
-from hilt.sim.errors import SimulationFailed
-from hilt.sim.native_build import native_build
+from hilt.sim.errors import SimulationFailed, SimulatorNotFound
+from hilt.sim.native_build import native_build, program
 from hilt.sim.runner import PARAMS_ENV
 from hilt.sim.toolchains import SIMULATORS, TIMESCALE, cocotb_runner, find_toolchain
 
-__all__ = ["ENGINES", "CosimBoard", "check_engine", "check_port_free", "serve_forever",
-           "start_cosim"]
+__all__ = ["ENGINES", "BoardReset", "CosimBoard", "build_board", "check_engine",
+           "check_port_free", "serve_forever", "start_cosim"]
 
 logger = logging.getLogger(__name__)
 
@@ -346,6 +346,37 @@ def check_engine(engine: str | None, sim: str) -> str:
     return engine
 
 
+def build_board(component: wiring.Component, *, sim: str = "verilator",
+                engine: str | None = None, cache_dir: Path | None = None) -> tuple[Path, bool]:
+    """Build ``component`` as :func:`start_cosim` would run it, without starting it: its
+    build directory in the cache and whether it was cached. The directory's stamp records
+    how long the build took (:func:`hilt.sim.build_cache.build_seconds`).
+
+    Raises as :func:`start_cosim` does for the design, the engine and the build.
+    """
+    try:
+        engine = check_engine(engine, sim)
+        _check_uart_pins(component)
+    except ValueError:
+        component._MustUse__silence = True  # refused here, so not "created but unused"
+        raise
+    return _build(component, sim, engine, cache_dir)
+
+
+def _build(component: wiring.Component, sim: str, engine: str,
+           cache_dir: Path | None) -> tuple[Path, bool]:
+    try:
+        toolchain = find_toolchain(sim)
+    except SimulatorNotFound:
+        component._MustUse__silence = True  # refused here, so not "created but unused"
+        raise
+    cache_dir = (default_cache_dir() if cache_dir is None else Path(cache_dir)).absolute()
+    source = verilog.convert(BoardReset(component), name=TOPLEVEL, emit_src=False)
+    if engine == "native":
+        return native_build(toolchain, source, TOPLEVEL, cache_dir)
+    return cached_build(toolchain, source, TOPLEVEL, None, cache_dir)
+
+
 def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor: int,
                 engine: str | None = None, port: int = 0, pty: bool = True,
                 clock_ns: int = 10, cache_dir: Path | None = None,
@@ -406,13 +437,7 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
     except ValueError:
         component._MustUse__silence = True  # refused here, so not "created but unused"
         raise
-    toolchain = find_toolchain(sim)
-    cache_dir = (default_cache_dir() if cache_dir is None else Path(cache_dir)).absolute()
-    source = verilog.convert(BoardReset(component), name=TOPLEVEL, emit_src=False)
-    if engine == "native":
-        executable, _ = native_build(toolchain, source, TOPLEVEL, cache_dir)
-    else:
-        build_dir, _ = cached_build(toolchain, source, TOPLEVEL, None, cache_dir)
+    build_dir, _ = _build(component, sim, engine, cache_dir)
 
     if run_dir is None:
         work, keep = Path(tempfile.mkdtemp(prefix=f"hilt-cosim-{sim}-")), False
@@ -429,7 +454,8 @@ def start_cosim(component: wiring.Component, *, sim: str = "verilator", divisor:
         "idle_cycles": IDLE_CYCLES, "idle_wait_s": IDLE_WAIT_S,
     }
     if engine == "native":
-        command = [str(executable), *_harness_arguments(params, "" if keep else str(work))]
+        command = [str(program(build_dir)),
+                   *_harness_arguments(params, "" if keep else str(work))]
         log_name = "sim.log"
         env = dict(os.environ)
     else:

@@ -20,7 +20,7 @@ from hilt.sim.build_cache import cached, log_tail
 from hilt.sim.errors import BuildFailed
 from hilt.sim.toolchains import Toolchain
 
-__all__ = ["EXECUTABLE", "HARNESS", "native_build"]
+__all__ = ["EXECUTABLE", "HARNESS", "native_build", "program"]
 
 HARNESS = Path(__file__).with_name("cosim_harness.cpp")
 EXECUTABLE = "cosim-board"
@@ -87,8 +87,8 @@ def _build(toolchain: Toolchain, build_dir: Path, source_file: Path, toplevel: s
 
 def native_build(toolchain: Toolchain, source: str, toplevel: str,
                  cache_dir: Path) -> tuple[Path, bool]:
-    """The executable of ``source``'s design with the harness, building it unless cached;
-    and whether it was.
+    """The build directory of ``source``'s design with the harness, building it unless
+    cached, and whether it was; its program is :func:`program`.
 
     Raises
     ------
@@ -104,6 +104,9 @@ def native_build(toolchain: Toolchain, source: str, toplevel: str,
     def build(build_dir: Path, source_file: Path) -> None:
         _build(toolchain, build_dir, source_file, toplevel)
 
-    build_dir, hit = cached(f"native-{toplevel}-{key[:20]}", key, source, toplevel,
-                            cache_dir, build)
-    return build_dir / "obj" / EXECUTABLE, hit
+    return cached(f"native-{toplevel}-{key[:20]}", key, source, toplevel, cache_dir, build)
+
+
+def program(build_dir: Path) -> Path:
+    """The co-simulation program in a native build directory."""
+    return build_dir / "obj" / EXECUTABLE

@@ -30,7 +30,7 @@ from hilt.firmware.uart import Uart, UartTx
 from hilt.host.protocol import reference
 from hilt.host.transport import Device
 from hilt.sim.cosim import CosimBoard, start_cosim
-from hilt.sim.errors import BuildFailed, SimulationFailed
+from hilt.sim.errors import BuildFailed, SimulationFailed, SimulatorNotFound
 from hilt.sim.testbenches.cosim_bridge import TxDecoder, frame_runs
 
 DIVISOR = 4
@@ -372,3 +372,44 @@ def test_the_timeline_measures_the_line_in_bit_times(board_kind):
     assert board.bit_times(len(data) - 1, len(data)) == pytest.approx(span - 10 * (len(data) - 1))
     with pytest.raises(ValueError, match=r"received_to must be in 1\.\.200, got 0"):
         board.bit_times(0, 0)
+
+
+def test_the_native_engine_without_a_compiler_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(SimulatorNotFound, match=r"verilator: cannot simulate, missing .*c\+\+"
+                       ) as error:
+        start_cosim(EchoBoard(DIVISOR), engine="native", divisor=DIVISOR, cache_dir=tmp_path)
+    assert "apt install g++" in str(error.value)
+
+
+@pytest.mark.parametrize(("sim", "engine", "message"), [
+    ("icarus", "native", r"engine native runs under Verilator only, not sim 'icarus'; give "
+                         r"sim verilator, or engine cocotb"),
+    ("verilator", "fast", r"engine must be one of native, cocotb, got 'fast'"),
+])
+def test_an_engine_the_simulator_cannot_run_is_refused_before_building(sim, engine, message,
+                                                                         tmp_path):
+    with pytest.raises(ValueError, match=message):
+        start_cosim(EchoBoard(DIVISOR), sim=sim, engine=engine, divisor=DIVISOR,
+                    cache_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("board_kind", ENGINES)
+def test_a_hung_simulator_is_killed_with_its_log_and_leaves_no_process(board_kind, tmp_path):
+    board = echo_board(board_kind, pty=False, run_dir=tmp_path)
+    session = board.pid
+    # Freeze every process of the board's session: the harness, or cocotb's runner and
+    # the simulator it started.
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and running(p.name) and os.getsid(int(p.name)) == session]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    with pytest.raises(SimulationFailed, match=r"(?s)did not stop within 1 s and was killed"
+                                               r".*sim\.log ends:\n"):
+        board.stop(timeout=1)
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(running(pid) for pid in pids), "a simulator process outlived the kill"

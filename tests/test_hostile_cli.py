@@ -266,3 +266,14 @@ def test_an_interrupted_benchmark_keeps_its_earlier_files(tmp_path):
     assert err == f"hilt: interrupted; {out} keeps what it held before this run\n"
     assert _unchanged(out, before)
     assert not [p for p in out.iterdir() if p.name.startswith(".hilt-partial-")]
+
+
+@pytest.mark.parametrize("command", [["cosim", "--board", "icebreaker"], ["demo"]])
+def test_the_native_engine_under_icarus_is_one_line_before_anything_runs(command, tmp_path,
+                                                                         capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--sim", "icarus", "--engine", "native"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("hilt: error: engine native runs under Verilator only, not sim 'icarus'; "
+                   "give sim verilator, or engine cocotb\n")
+    assert not any(tmp_path.iterdir())

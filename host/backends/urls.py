@@ -17,7 +17,10 @@
 ==================================  ===================================================
 
 ``BOARD`` is a board name (``icebreaker``, ``ulx3s``) and ``KIND`` the processing element
-its firmware carries (``synapse``, ``shift``, ``binary``). ``timeout``, ``window`` and
+its firmware carries (``synapse``, ``shift``, ``binary``). A ``cosim:`` board runs under
+Verilator (``sim=verilator``, the default) on the native engine, hilt's C++ harness,
+unless ``engine=cocotb`` asks for the cocotb bridge; under Icarus (``sim=icarus``) it runs
+on cocotb only. ``timeout``, ``window`` and
 ``retries`` set the link (see :class:`~hilt.host.transport.Device`); ``target`` picks a
 target id where a board has several elements.
 
@@ -47,6 +50,9 @@ from hilt.host.transport import Device, LinkError
 
 SCHEMES = ("golden", "cosim", "serial", "physical")
 SIMULATORS = ("verilator", "icarus")
+ENGINES = ("native", "cocotb")
+"""How a ``cosim:`` board runs (:data:`hilt.sim.cosim.ENGINES`, kept here so that checking
+a URL imports no simulator)."""
 LINK_OPTIONS: dict[str, Callable[[str], Any]] = {
     "timeout": Real(0, spec.TIMEOUT_MAX_S, low_inclusive=False).parse,
     "window": Count(1, spec.WINDOW_MAX).parse,
@@ -97,6 +103,15 @@ def _simulator(text: str) -> str:
     if text not in SIMULATORS:
         raise ValueError(f"{text!r} is not a simulator: accepted {', '.join(SIMULATORS)}")
     return text
+
+
+def _engine(text: str) -> str:
+    if text not in ENGINES:
+        raise ValueError(f"{text!r} is not an engine: accepted {', '.join(ENGINES)}")
+    return text
+
+
+COSIM_OPTIONS: dict[str, Callable[[str], Any]] = {"sim": _simulator, "engine": _engine}
 
 
 def _query(url: str, query: str) -> list[tuple[str, str]]:
@@ -211,10 +226,14 @@ def _opener(url: str) -> Callable[[], Backend]:
 
     name, _, query = rest.partition("?")
     sizes = _size_options(url, name, query)
-    accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **({"sim": _simulator} if scheme == "cosim"
-                                                    else {}),
+    accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **(COSIM_OPTIONS if scheme == "cosim" else {}),
                 **dict.fromkeys(sizes, SIZE)}
     link, target, options = _split_options(_options(url, query, accepted))
+    sim = options.get("sim", "verilator")
+    engine = options.get("engine", "native" if sim == "verilator" else "cocotb")
+    if engine == "native" and sim != "verilator":
+        raise BackendError(f"{url}: engine=native runs under Verilator only; give "
+                           f"sim=verilator, or engine=cocotb with sim={sim}")
     record, params = _board_params(url, name, options, sizes)
     capabilities = Capabilities.from_payload(record)
     board_element(capabilities, url, target)
@@ -223,16 +242,16 @@ def _opener(url: str) -> Callable[[], Backend]:
             _device(url, reference.InProcessPort(reference_board(capabilities)), link), url,
             target=target)
     link.setdefault("timeout", COSIM_TIMEOUT_S)
-    return lambda: _cosim(url, name, params, options.get("sim", "verilator"), link, target)
+    return lambda: _cosim(url, name, params, sim, engine, link, target)
 
 
-def _cosim(url: str, name: str, params: dict, sim: str, link: dict,
+def _cosim(url: str, name: str, params: dict, sim: str, engine: str, link: dict,
            target: int | None) -> Backend:
     from hilt.sim.cosim_board import start_board
     from hilt.sim.errors import SimulationError
 
     try:
-        board = start_board(name, params, sim=sim)
+        board = start_board(name, params, sim=sim, engine=engine)
     except (SimulationError, ValueError) as error:
         raise BackendError(f"{url}: the co-simulated board did not start: {error}") from None
     try:

@@ -30,16 +30,19 @@ DEMO_EPOCHS = 4
 """Epochs of the demo: a few minutes against the co-simulated board."""
 
 
-def demo_url(board: str = "icebreaker", pe: str = "binary", sim: str = "verilator") -> str:
-    """The backend URL of the demo's co-simulated board."""
-    return f"cosim:{board}?pe={pe}&sim={sim}"
+def demo_url(board: str = "icebreaker", pe: str = "binary", sim: str = "verilator",
+             engine: str | None = None) -> str:
+    """The backend URL of the demo's co-simulated board; ``engine`` None leaves the
+    simulator's default engine (native under Verilator)."""
+    return f"cosim:{board}?pe={pe}&sim={sim}" + (f"&engine={engine}" if engine else "")
 
 
 def run_demo(out: str | Path, *, board: str = "icebreaker", pe: str = "binary",
-             sim: str = "verilator", epochs: int = DEMO_EPOCHS, seed: int = 0,
-             progress: bool = True, force: bool = False) -> dict[str, Any]:
+             sim: str = "verilator", engine: str | None = None, epochs: int = DEMO_EPOCHS,
+             seed: int = 0, progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Train the demo network against the co-simulated board; its results (as
     :func:`~hilt.host.train.run.run_training` writes them into ``out``, which it claims
     first, ``force`` as there)."""
-    return run_training("mfff", out, backends=[demo_url(board, pe, sim)], epochs=epochs,
-                        seed=seed, progress=progress, overrides=DEMO_SETTINGS, force=force)
+    return run_training("mfff", out, backends=[demo_url(board, pe, sim, engine)],
+                        epochs=epochs, seed=seed, progress=progress, overrides=DEMO_SETTINGS,
+                        force=force)
