@@ -8,13 +8,12 @@ kept): test accuracy after the last epoch, cell pulses (potentiation / depressio
 refresh reads and writes, training samples per second. Then, unless ``--cosim-samples 0``,
 a short run of the same configuration (first state width) at ``--cosim-rows`` rows on
 ``--cosim-samples`` training and as many test samples, once against ``golden:`` and once
-against ``cosim:``, with both samples per second and whether the two runs agree. Verilator
-builds a crossbar once (cached), but a 74-wide one slowly (about 13 minutes for 8 x 74 on
-two cores) and runs it slowly (about 2 vectors a second), so the co-simulated crossbar is
-smaller than the table's and the run short.
+against ``cosim:`` (the native engine), with both samples per second and whether the two
+runs agree. The co-simulated crossbar is the table's size unless ``--cosim-rows`` says
+otherwise (Verilator builds a 64 x 74 one in about half a minute on two cores, cached).
 
     python benchmarks/pulse_ff.py [--rows 64] [--layers 1] [--state-bits 4,6,8]
-        [--epochs 20] [--cosim-rows 8] [--cosim-samples 8] [--json out.json]
+        [--epochs 20] [--cosim-rows ROWS] [--cosim-samples 64] [--json out.json]
 """
 
 from __future__ import annotations
@@ -79,12 +78,15 @@ def main() -> None:
     parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rules")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cosim-rows", type=int, default=8,
-                        help="rows of every crossbar in the golden-vs-cosim run")
-    parser.add_argument("--cosim-samples", type=int, default=8,
+    parser.add_argument("--cosim-rows", type=int, default=None,
+                        help="rows of every crossbar in the golden-vs-cosim run (default: "
+                             "--rows)")
+    parser.add_argument("--cosim-samples", type=int, default=64,
                         help="training (and test) samples of the golden-vs-cosim run; 0: none")
     parser.add_argument("--json", help="write the numbers to this file")
     args = parser.parse_args()
+    if args.cosim_rows is None:
+        args.cosim_rows = args.rows
     widths = [int(bits) for bits in args.state_bits.split(",")]
     rules = args.rules.split(",")
     unknown = [rule for rule in rules if rule not in RULES]
