@@ -69,7 +69,7 @@ TOPLEVEL = "top"
 
 POLL_BYTES = 16
 """While bytes move, the bridge polls its sockets every this many byte times."""
-FED_POLL_BYTES = 256
+FED_POLL_BYTES = 64
 """The native harness polls every this many byte times while the host keeps the line fed,
 and every :data:`POLL_BYTES` once it has not."""
 IDLE_AFTER_CYCLES = 1 << 16

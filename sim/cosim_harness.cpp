@@ -11,10 +11,11 @@
 //
 // Pacing: while anything moves (bytes queued or being shifted onto rx, a frame coming in
 // on tx, or fewer than idle_after_cycles since the last byte either way) the sockets are
-// polled without waiting: every fed_poll_cycles cycles while the host keeps rx fed, every
-// poll_cycles once rx has run dry with bytes from the design waiting (the host is then
-// most likely waiting for them). Each poll wakes the host and costs system calls, so
-// polling less often while bytes stream is what lets the line run near its rate. Once the line has been quiet that long
+// polled without waiting: every fed_poll_cycles cycles while bytes stream, but as soon as
+// the design's bytes are followed by two quiet byte times on tx (an answer, which the
+// host is likely waiting for), and every poll_cycles once rx has run dry with bytes from
+// the design waiting. Each poll wakes the host and costs system calls, so polling seldom
+// while bytes stream is what lets the line run near its rate. Once the line has been quiet that long
 // the harness idles: it simulates idle_cycles at a time and between steps waits in poll()
 // for a client, for a wall time doubling from 1 ms up to idle_wait_us.
 
@@ -289,11 +290,13 @@ public:
             if (reset_asked_) press_reset();
             if (busy()) {
                 idle_wait = kIdleWaitMinS;
+                const long step = 2 * kFrameBits * o_.divisor;
                 long run = 0;
                 do {
-                    cycles(o_.poll_cycles);
-                    run += o_.poll_cycles;
-                } while (run < o_.fed_poll_cycles && !starved());
+                    cycles(step);
+                    run += step;
+                } while (run < o_.fed_poll_cycles && !answered(step) &&
+                         !(run >= o_.poll_cycles && starved()));
                 service(0);
             } else {
                 cycles(o_.idle_cycles);
@@ -356,6 +359,7 @@ private:
 
     void take_tx(int byte) {
         last_activity_ = cycle_;
+        last_tx_ = cycle_;
         if (byte == -2) {
             ++counts_["tx_framing_errors"];
             log_line("the design sent a frame with a low stop bit");
@@ -382,6 +386,13 @@ private:
     // Nothing left for rx while the design has sent something: the host is likely waiting
     // for it, so it is handed over at the shorter interval.
     bool starved() const { return rx_queue_.empty() && !rx_busy_ && !from_design_.empty(); }
+
+    // The design sent something and then fell quiet for `quiet` cycles: most likely the end
+    // of an answer, which a host keeping a window of frames waits for before sending more.
+    bool answered(long quiet) const {
+        return !from_design_.empty() && !decoder_.open &&
+               cycle_ - last_tx_ >= static_cast<uint64_t>(quiet);
+    }
 
     bool busy() const {
         return !rx_queue_.empty() || rx_busy_ || decoder_.open ||
@@ -592,6 +603,7 @@ private:
     pid_t parent_;
     uint64_t cycle_ = 0;
     uint64_t last_activity_ = 0;
+    uint64_t last_tx_ = 0;
     std::deque<uint8_t> rx_queue_;
     unsigned rx_frame_ = 0;
     int rx_bit_ = 0;
