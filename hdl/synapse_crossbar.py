@@ -35,7 +35,7 @@ The levels are held as one register per column and polarity, ``rows * state_bits
 wide (row i in bits ``i * b`` up): a sweep reads column j's word through one
 multiplexer, every row's datapath takes its field, and the word written back is the
 rows' results side by side. A register per cell with a multiplexer per row is the same
-logic, but its Verilog grows by about a hundred lines a cell (17 MB for 64 x 74), which
+logic, but its Verilog grows by about a hundred lines a cell (15 MB for 64 x 74), which
 Verilator took over ten minutes to compile; a word per column keeps it to a few lines a
 column.
 """

@@ -12,7 +12,8 @@ The network is two blocks of 64 digital units that share the one board, each blo
 seeing the board's threshold bits of its input next to the input itself (skip). The
 board takes exactly 64 inputs, so the label is written into the ten blank pixels of
 the digits. The settings were chosen on the board's golden twin; the demo trains for a
-few epochs only, because every query crosses a UART simulated cycle by cycle.
+few epochs (on the twin, test accuracy goes on rising slowly after them, from 0.889 after
+4 to 0.911 after 20; ``--epochs`` asks for more).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ DEMO_SETTINGS = {"blocks": "2", "hidden": "64", "skip": "true", "label": "blank"
 """The MF-FF config fields the demo sets (as ``hilt train --set`` would)."""
 
 DEMO_EPOCHS = 4
-"""Epochs of the demo: a few minutes against the co-simulated board."""
+"""Epochs of the demo: about ten seconds against the co-simulated board (native engine)."""
 
 
 def demo_url(board: str = "icebreaker", pe: str = "binary", sim: str = "verilator",
