@@ -1,19 +1,24 @@
 """The co-simulated board's speed, native engine against cocotb's, on the same firmware, in one run.
 
-Both engines run the iCEBreaker firmware under Verilator; the native one is hilt's C++
-harness compiled with the design, the cocotb one the Python bridge under cocotb. For each:
+Both engines run the same iCEBreaker firmware under Verilator; the native one is hilt's
+C++ harness compiled with the design, the cocotb one the Python bridge under cocotb. For
+each:
 
 - builds: each image compiled into an empty cache (the cache of this whole run, so every
-  later board starts from these builds): the demo's firmware (the binary layer) and the
-  firmware with the 64 x 74 synapse crossbar the pulse trainer uses;
-- echo: ``Device.forward`` of the memory target (target 0, each byte comes back changed)
-  in payload bytes per second, one way. The payloads are 160 bytes, so that three frames
-  fit the firmware's 512-byte receive buffer (the most request bytes a host keeps in
-  flight) and the line stays busy both ways; a 255-byte payload leaves room for one;
-- forward: ``BoardBackend.forward`` of the binary layer, in FORWARD frames per second;
-- demo: one epoch of ``hilt demo``'s training (model-free Forward-Forward against the
-  binary layer), in training samples per second, next to the golden twin's; the three
-  runs must reach the same test accuracy, or nothing was measured.
+  later board starts from these builds): the board's own image (memory and the 8 x 8
+  synapse crossbar, what ``hilt cosim --board icebreaker`` serves), the demo's (the binary
+  layer) and the one with the 64 x 74 crossbar the pulse trainer uses;
+- echo, on the board's own image: ``Device.forward`` of the memory target (target 0, each
+  byte comes back changed) in payload bytes per second, one way. The payloads are 160
+  bytes, so that three frames fit the firmware's 512-byte receive buffer (the most request
+  bytes a host keeps in flight) and the line stays busy both ways; a 255-byte payload
+  leaves room for one;
+- forward, on the same image: ``BoardBackend.forward`` of the crossbar, in FORWARD frames
+  per second;
+- demo, on the demo's image: one epoch of ``hilt demo``'s training (model-free
+  Forward-Forward against the binary layer), in training samples per second, next to the
+  golden twin's; the three runs must reach the same test accuracy, or nothing was
+  measured.
 
 Machines here are shared and noisy: read the ratios, measured in one run.
 
@@ -43,7 +48,7 @@ from hilt.sim.cosim_board import cosim_top, start_board
 
 ECHO_PAYLOAD = 160
 FORWARD_VECTORS = 512
-IMAGES = {"binary": {"pe": "binary"},
+IMAGES = {"synapse-8x8": {}, "binary": {"pe": "binary"},
           "synapse-64x74": {"pe": "synapse", "pe_size": {"rows": 64, "cols": 74}}}
 """The firmware images whose builds are timed, by the name their build carries."""
 
@@ -69,12 +74,14 @@ def builds(board: str) -> dict[str, dict[str, float]]:
 
 def link_speed(board: str, engine: str, frames: int) -> dict[str, float]:
     """Echo payload bytes/s through the memory target, and forward frames/s through the
-    binary layer, of the demo's firmware on ``engine``."""
+    crossbar, of the board's own firmware on ``engine``."""
     rng = random.Random(0)
     payloads = [rng.randbytes(ECHO_PAYLOAD) for _ in range(frames)]
-    x = np.random.default_rng(0).integers(0, 2, (FORWARD_VECTORS, 64))
-    with start_board(board, IMAGES["binary"], engine=engine) as simulated, \
+    with start_board(board, IMAGES["synapse-8x8"], engine=engine) as simulated, \
             open_backend(f"cosim:{simulated.url}") as backend:
+        high = 1 << (backend.describe()["target"]["params"]["in_bits"] - 1)
+        x = np.random.default_rng(0).integers(-high, high, (FORWARD_VECTORS,
+                                                              backend.in_features))
         device = backend.device
         started = time.perf_counter()
         answers = device.forward(0, payloads)
@@ -150,7 +157,8 @@ def main() -> None:
     numbers["demo_native_over_golden"] = round(
         numbers["native_demo_samples_per_s"] / numbers["golden_demo_samples_per_s"], 3)
 
-    print(f"\n{args.board} firmware under Verilator, native engine against cocotb's")
+    print(f"\n{args.board} firmware under Verilator, native engine against cocotb's (echo "
+          f"and forward: the board's own image; demo: the demo's)")
     print(f"{'':28s} {'native':>10s} {'cocotb':>10s} {'ratio':>7s}")
     for label, key in (("echo payload bytes/s", "echo_bytes_per_s"),
                        ("forward frames/s", "forward_frames_per_s")):
