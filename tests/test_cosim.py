@@ -100,6 +100,14 @@ def running(pid: int | str) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def session_of(pid: int) -> int | None:
+    """The session of a process, None if it has already gone."""
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def echo(port: serial.SerialBase, data: bytes) -> bytes:
     port.write(data)
     return port.read(len(data))
@@ -403,7 +411,7 @@ def test_a_hung_simulator_is_killed_with_its_log_and_leaves_no_process(board_kin
     # Freeze every process of the board's session: the harness, or cocotb's runner and
     # the simulator it started.
     pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-            and running(p.name) and os.getsid(int(p.name)) == session]
+            and running(p.name) and session_of(int(p.name)) == session]
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     with pytest.raises(SimulationFailed, match=r"(?s)did not stop within 1 s and was killed"
