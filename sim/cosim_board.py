@@ -2,7 +2,8 @@
 
 A training backend names a board and its firmware parameters; this module turns the
 name into what the host needs: the IDENTIFY record that board's firmware gives (from
-which :func:`hilt.host.reference_board.reference_board` builds its golden twin) and a
+which :func:`hilt.host.reference_board.reference_board` builds its golden twin), the
+engines a co-simulated board runs on (:data:`ENGINES`, :func:`check_engine`), and a
 co-simulated board running that firmware behind a socket URL. The host imports nothing
 else from :mod:`hilt.sim` or :mod:`hilt.firmware`.
 """
@@ -23,7 +24,10 @@ from hilt.firmware.board_firmware import (
 )
 from hilt.firmware.boards import get_board
 from hilt.firmware.top import FirmwareTop
-from hilt.sim.cosim import CosimBoard, start_cosim
+from hilt.sim.cosim import ENGINES, CosimBoard, check_engine, start_cosim
+
+__all__ = ["COSIM_CLOCK_NS", "COSIM_DIVISOR", "ENGINES", "board_record", "check_engine",
+           "cosim_top", "element_sizes", "start_board"]
 
 COSIM_DIVISOR = 4
 """Clock cycles a bit on a co-simulated board's line: as fast as the UART allows."""

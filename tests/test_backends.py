@@ -177,8 +177,8 @@ def test_a_serial_url_sets_the_line_rate_the_firmware_was_built_for():
     ("cosim:icebreaker?engine=fast", r"option engine: 'fast' is not an engine: accepted "
                                      r"native, cocotb"),
     ("cosim:icebreaker?sim=icarus&engine=native",
-     r"engine=native runs under Verilator only; give sim=verilator, or engine=cocotb with "
-     r"sim=icarus"),
+     r"cosim:icebreaker\?sim=icarus&engine=native: engine native runs under Verilator only, "
+     r"not sim 'icarus'; give sim verilator, or engine cocotb"),
     ("golden:icebreaker?engine=native", r"unknown option 'engine'"),
     ("golden:icebreaker?rows=0", r"golden:icebreaker\?rows=0: rows must be at least 1, got 0"),
     ("golden:icebreaker?state_bits=9", r"state_bits must be at most 8, got 9"),

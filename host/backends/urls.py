@@ -50,9 +50,6 @@ from hilt.host.transport import Device, LinkError
 
 SCHEMES = ("golden", "cosim", "serial", "physical")
 SIMULATORS = ("verilator", "icarus")
-ENGINES = ("native", "cocotb")
-"""How a ``cosim:`` board runs (:data:`hilt.sim.cosim.ENGINES`, kept here so that checking
-a URL imports no simulator)."""
 LINK_OPTIONS: dict[str, Callable[[str], Any]] = {
     "timeout": Real(0, spec.TIMEOUT_MAX_S, low_inclusive=False).parse,
     "window": Count(1, spec.WINDOW_MAX).parse,
@@ -106,6 +103,8 @@ def _simulator(text: str) -> str:
 
 
 def _engine(text: str) -> str:
+    from hilt.sim.cosim_board import ENGINES
+
     if text not in ENGINES:
         raise ValueError(f"{text!r} is not an engine: accepted {', '.join(ENGINES)}")
     return text
@@ -230,10 +229,7 @@ def _opener(url: str) -> Callable[[], Backend]:
                 **dict.fromkeys(sizes, SIZE)}
     link, target, options = _split_options(_options(url, query, accepted))
     sim = options.get("sim", "verilator")
-    engine = options.get("engine", "native" if sim == "verilator" else "cocotb")
-    if engine == "native" and sim != "verilator":
-        raise BackendError(f"{url}: engine=native runs under Verilator only; give "
-                           f"sim=verilator, or engine=cocotb with sim={sim}")
+    engine = _cosim_engine(url, options.get("engine"), sim) if scheme == "cosim" else None
     record, params = _board_params(url, name, options, sizes)
     capabilities = Capabilities.from_payload(record)
     board_element(capabilities, url, target)
@@ -243,6 +239,16 @@ def _opener(url: str) -> Callable[[], Backend]:
             target=target)
     link.setdefault("timeout", COSIM_TIMEOUT_S)
     return lambda: _cosim(url, name, params, sim, engine, link, target)
+
+
+def _cosim_engine(url: str, engine: str | None, sim: str) -> str:
+    """The engine a ``cosim:`` board runs on (:func:`hilt.sim.cosim.check_engine`)."""
+    from hilt.sim.cosim_board import check_engine
+
+    try:
+        return check_engine(engine, sim)
+    except ValueError as error:
+        raise BackendError(f"{url}: {error}") from None
 
 
 def _cosim(url: str, name: str, params: dict, sim: str, engine: str, link: dict,
