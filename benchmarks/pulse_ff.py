@@ -27,7 +27,7 @@ import numpy as np
 
 from hilt.host.backends import open_backend
 from hilt.host.train.pulse_ff import RULES, PulseFFConfig, PulseFFResult, train_pulse_ff
-from hilt.quant.datasets import DigitsSplit, load_digits_split
+from hilt.quant.datasets import Dataset, load_digits
 
 RULE_SETTINGS = {
     "bidirectional": {"lr": 0.03},
@@ -48,7 +48,7 @@ def crossbar_urls(scheme: str, rows: int, layers: int, state_bits: int) -> list[
     return urls
 
 
-def run(split: DigitsSplit, urls: list[str], config: PulseFFConfig) -> PulseFFResult:
+def run(split: Dataset, urls: list[str], config: PulseFFConfig) -> PulseFFResult:
     """One training run on freshly opened crossbars, closed after."""
     layers = []
     try:
@@ -92,7 +92,7 @@ def main() -> None:
     unknown = [rule for rule in rules if rule not in RULES]
     if unknown:
         parser.error(f"--rules must be among {', '.join(RULES)}, got {', '.join(unknown)}")
-    split = load_digits_split(args.seed)
+    split = load_digits(args.seed)
 
     results = []
     print(f"{'rule':15s} {'bits':>4} {'accuracy':>8} {'potent.':>9} {'depress.':>9} "
@@ -111,8 +111,7 @@ def main() -> None:
     speeds = []
     if args.cosim_samples:
         n = args.cosim_samples
-        short = DigitsSplit(split.x_train[:n], split.y_train[:n], split.x_test[:n],
-                            split.y_test[:n])
+        short = split.subset(n, n)
         for rule in rules:
             config = replace(PulseFFConfig(rule=rule, seed=args.seed, **RULE_SETTINGS[rule]),
                              epochs=1)

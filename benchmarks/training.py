@@ -61,17 +61,20 @@ def robustness_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[
     """MF-FF through optical layers that drift, then a bump of 0.25, then 3 more epochs."""
     from dataclasses import asdict, replace
 
+    from hilt.host.train.goodness import LabelLayout
     from hilt.host.train.mfff import MFFFConfig
     from hilt.host.train.robustness import robustness_study
     from hilt.host.train.run import block_urls, close_layers, open_layers
-    from hilt.quant.datasets import load_digits_split
+    from hilt.quant.datasets import load_digits
 
     config = MFFFConfig(seed=seed)
     config = replace(config, epochs=epochs) if epochs else config
-    urls = block_urls([f"physical:optical?{NOISE}&drift=0.001"], config.blocks, config.hidden)
+    data = load_digits(seed)
+    urls = block_urls([f"physical:optical?{NOISE}&drift=0.001"], config.blocks, config.hidden,
+                      LabelLayout.of(data, config.label))
     layers = open_layers(urls, seed)
     try:
-        result = robustness_study(load_digits_split(seed), layers, config, strength=0.25,
+        result = robustness_study(data, layers, config, strength=0.25,
                                   retrain_epochs=3, progress=False)
     finally:
         close_layers(layers)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hilt.host.arguments import EPOCHS, INTERRUPTED, SEED, WORKERS, Count, Parser, Real
-from hilt.host.train import ALGORITHMS, DATASETS
+from hilt.host.train import ALGORITHMS
 
 logger = logging.getLogger(__name__)
 
@@ -151,10 +151,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
                              f"{value!r}); give it once")
         overrides[name] = value
     record = run_training(args.algo, out, backends=args.backend or (), dataset=args.dataset,
-                          epochs=args.epochs, seed=args.seed,
+                          data_dir=args.data_dir, epochs=args.epochs, seed=args.seed,
                           checkpoint_every=args.checkpoint_every, resume=args.resume,
                           progress=not args.quiet, overrides=overrides, force=args.force)
-    print(f"hilt: {args.algo} on {args.dataset}: test accuracy "
+    data = record["data"]
+    print(f"hilt: {args.algo} on {args.dataset} ({data['train']} training and {data['test']} "
+          f"test samples, {data['features']} features, {data['classes']} classes)")
+    print(f"  test accuracy "
           f"{record['test_accuracy']:.4f} in {record['seconds']:.1f} s")
     if "pulses" in record:
         print(f"  cell pulses {record['pulses']} ({record['potentiation']} potentiation, "
@@ -541,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     proof.set_defaults(run=_cmd_proof, interrupted=_kept(_proof_out))
 
     train = commands.add_parser(
-        "train", help="train on digits: Forward-Forward, backprop, or through backends")
+        "train", help="train on a data set: Forward-Forward, backprop, or through backends")
     train.add_argument("--algo", default="mfff", choices=ALGORITHMS,
                        help="ff, backprop (digital, in-process), mfff (model-free "
                             "Forward-Forward), pat (physics-aware training) or ff-pulse "
@@ -553,8 +556,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "serial:URL of an instrument; default physical:optical. For "
                             "ff-pulse one synapse crossbar per layer, e.g. "
                             "golden:icebreaker?pe=synapse&rows=64&cols=74")
-    train.add_argument("--dataset", default="digits", choices=DATASETS,
-                       help="digits (ships with the install)")
+    train.add_argument("--dataset", default="digits", metavar="NAME",
+                       help="digits (ships with the install, the default); mnist or "
+                            "fashion-mnist (the four standard IDX files, plain or .gz, in "
+                            "--data-dir); mnist-t10k or fashion-mnist-t10k (only the two "
+                            "t10k files: the first 8,000 images train, the rest test); "
+                            "npz:PATH (x_train, y_train, x_test, y_test)")
+    train.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                       help="folder of the IDX files (default "
+                            "$XDG_CACHE_HOME/hilt/datasets/NAME, i.e. "
+                            "~/.cache/hilt/datasets/mnist for mnist)")
     train.add_argument("--epochs", type=EPOCHS, default=None,
                        help="epochs (default: the algorithm's own)")
     train.add_argument("--seed", type=SEED, default=None, help="seed (default 0)")

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 
-from hilt.quant.datasets import load_digits_split
+from hilt.quant.datasets import load_digits
 from hilt.quant.synapse_device import (
     ExponentialDevice,
     LinearDevice,
@@ -238,7 +238,7 @@ def _train(split, setting: DeviceSetting | None, rule: str | None, config: MLPCo
 def _job(setting: DeviceSetting | None, rule: str | None, config: MLPConfig,
          seed: int) -> TrainResult:
     """One run in a worker process (the split is loaded there, it is cheap)."""
-    return _train(load_digits_split(seed=0), setting, rule, config, seed)
+    return _train(load_digits(seed=0), setting, rule, config, seed)
 
 
 def run_sweep(
@@ -300,7 +300,7 @@ def run_sweep(
             f"{result.stats.pulses} pulses, {result.seconds:.0f} s")
 
     if workers == 1:
-        split = load_digits_split(seed=0)
+        split = load_digits(seed=0)
         for index, (setting, rule) in enumerate(jobs):
             report(index, _train(split, setting, rule, config, seed))
     else:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .datasets import DIGITS_PIXEL_MAX, DigitsSplit
+from .datasets import DIGITS_PIXEL_MAX, Dataset
 from .synapse_device import SynapseDevice
 from .synapse_rules import SynapseRule, UpdateStats
 
@@ -147,7 +147,7 @@ class _DeviceLayer:
 
 
 def train_mlp(
-    split: DigitsSplit,
+    split: Dataset,
     *,
     device: SynapseDevice | None = None,
     rule: SynapseRule | None = None,

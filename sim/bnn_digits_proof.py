@@ -30,7 +30,7 @@ from hilt.quant.binary_mlp import (
     integer_activations,
     pixels_to_input,
 )
-from hilt.quant.datasets import load_digits_split
+from hilt.quant.datasets import load_digits
 from hilt.sim.binary_regression import BinaryRegressionReport, run_layer_jobs, spec_job
 from hilt.sim.proof_summary import ProofSummary
 
@@ -84,7 +84,7 @@ def run_bnn_digits_proof(*, sim: str, out_dir: Path, seed: int = 0, epochs: int 
     folds of 4 slices, 32 cycles per image), the last layer onto ``last_pe`` x
     ``last_simd`` (64 -> 10: 2 neuron folds of 4 slices, 8 cycles per image).
     """
-    split = load_digits_split(seed)
+    split = load_digits(seed)
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = BinaryMLP(hidden=tuple(hidden))

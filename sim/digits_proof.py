@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hilt.quant.datasets import load_digits_split
+from hilt.quant.datasets import load_digits
 from hilt.quant.pow2_mlp import (
     Pow2MLP,
     export_pow2_mlp,
@@ -45,7 +45,7 @@ def run_digits_proof(*, sim: str, out_dir: Path, seed: int = 0, epochs: int = 30
                      hidden: int = 32, exp_bits: int = 3, lanes: int = 8,
                      pes: int = 8) -> ProofSummary:
     """Train, export, simulate and compare; writes ``out_dir/summary.json``."""
-    split = load_digits_split(seed)
+    split = load_digits(seed)
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = Pow2MLP(hidden=(hidden,), exp_bits=exp_bits)

@@ -23,7 +23,7 @@ from hilt.quant.binary_mlp import (
     integer_forward,
     pixels_to_input,
 )
-from hilt.quant.datasets import load_digits_split
+from hilt.quant.datasets import load_digits
 from hilt.sim.binary_regression import (
     CORNER_EVERY,
     LayerJob,
@@ -38,7 +38,7 @@ SIMS = ["icarus", "verilator"]
 
 @pytest.fixture(scope="module")
 def digits_network():
-    split = load_digits_split(seed=0)
+    split = load_digits(seed=0)
     torch.manual_seed(0)
     model = BinaryMLP(hidden=(64,))
     fit(model, split.x_train, split.y_train, epochs=15, seed=0)

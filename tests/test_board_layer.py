@@ -8,6 +8,7 @@ import torch
 
 from hilt.host.backends import BackendError, open_backend
 from hilt.host.backends.board_layer import BoardLayer, as_layer, random_configuration
+from hilt.host.train.goodness import LabelLayout
 from hilt.host.train.mfff import MFFFConfig, input_width, physical_queries, train_mfff
 from hilt.host.train.run import block_urls, close_layers, open_layers
 from hilt.quant.binary_golden import popcount_matches
@@ -77,7 +78,8 @@ def test_a_physical_system_is_its_own_layer():
 
 
 def test_blocks_with_one_board_url_share_one_board():
-    urls = block_urls(["golden:icebreaker?pe=binary"], blocks=2, hidden=64, label="blank")
+    blank = LabelLayout(64, 10, tuple(range(10)))
+    urls = block_urls(["golden:icebreaker?pe=binary"], blocks=2, hidden=64, layout=blank)
     layers = open_layers(urls, seed=0)
     try:
         assert layers[0] is layers[1] and isinstance(layers[0], BoardLayer)
@@ -85,7 +87,7 @@ def test_blocks_with_one_board_url_share_one_board():
         assert physical_queries(layers) == 3
     finally:
         close_layers(layers)
-    assert input_width(0, 64, label="blank") == 64 and input_width(0, 64) == 74
+    assert input_width(0, 64, blank) == 64 and input_width(0, 64, LabelLayout(64, 10)) == 74
 
 
 def test_a_64_wide_board_needs_the_label_in_the_blank_pixels(split):

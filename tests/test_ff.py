@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hilt.host.train.backprop import BackpropConfig, mlp, train_backprop
-from hilt.host.train.ff import FFConfig, FFNet, digits_tensors, predict, train_ff
+from hilt.host.train.ff import FFConfig, FFNet, data_tensors, predict, train_ff
 from hilt.host.train.goodness import (
     LOSSES,
     embed_label,
@@ -31,16 +31,15 @@ from hilt.host.train.goodness import (
     normalize,
     symmetric_loss,
 )
-from hilt.quant.datasets import DIGITS_BLANK_PIXELS, DigitsSplit, load_digits_split
+from hilt.quant.datasets import Dataset, load_digits
 
 C = 10
 
 
 @pytest.fixture(scope="module")
-def small(split: DigitsSplit) -> DigitsSplit:
+def small(split: Dataset) -> Dataset:
     """A few hundred images: enough to exercise training, fast enough for many tests."""
-    return DigitsSplit(split.x_train[:300], split.y_train[:300],
-                       split.x_test[:100], split.y_test[:100])
+    return split.subset(300, 100)
 
 
 # --- goodness and losses -------------------------------------------------------------
@@ -122,10 +121,12 @@ def test_a_label_written_into_chosen_features_keeps_the_width():
 
 
 def test_the_blank_digits_pixels_carry_almost_no_ink():
-    pixels = load_digits_split(0)
-    images = np.concatenate([pixels.x_train, pixels.x_test])
-    assert images[:, list(DIGITS_BLANK_PIXELS)].var(axis=0).max() <= 0.05
-    assert len(set(DIGITS_BLANK_PIXELS)) == 10
+    digits = load_digits(0)
+    blank = digits.blank_features(10)
+    images = np.concatenate([digits.x_train, digits.x_test])
+    assert images[:, list(blank)].var(axis=0).max() <= 0.05
+    assert len(set(blank)) == 10 and list(blank) == sorted(blank)
+    assert set(blank) == {0, 8, 16, 24, 32, 40, 48, 56, 31, 39}
 
 
 @settings(max_examples=100, deadline=None)
@@ -249,7 +250,7 @@ def test_ff_config_defaults_follow_hinton():
 
 
 def test_no_gradient_crosses_a_layer():
-    net = FFNet(FFConfig(hidden=(16, 16)), in_features=64)
+    net = FFNet(FFConfig(hidden=(16, 16)), in_features=64, num_classes=C)
     x = embed_label(torch.rand(5, 64), torch.arange(5), C, 0.5)
     goodness(net.activities(x)[1]).sum().backward()
     assert net.layers[0].weight.grad is None
@@ -259,7 +260,7 @@ def test_no_gradient_crosses_a_layer():
 def _label_reader(features: int, value: float) -> FFNet:
     """One layer whose unit c fires on feature c plus label c: goodness(label c) grows
     with feature c, so the best label is the largest feature."""
-    net = FFNet(FFConfig(hidden=(C,), predict_layers=(0,), label_value=value), features)
+    net = FFNet(FFConfig(hidden=(C,), predict_layers=(0,), label_value=value), features, C)
     with torch.no_grad():
         net.layers[0].weight.zero_()
         net.layers[0].bias.zero_()
@@ -285,7 +286,7 @@ def test_prediction_sums_goodness_over_the_read_out_layers_only():
     x = torch.rand(30, 64, generator=torch.Generator().manual_seed(2))
     for layers in [(1,), (0, 2), (0, 1, 2)]:
         torch.manual_seed(0)
-        net = FFNet(FFConfig(hidden=(16, 16, 16), predict_layers=layers), 64)
+        net = FFNet(FFConfig(hidden=(16, 16, 16), predict_layers=layers), 64, C)
         scores = net.label_goodness(x)
         for label in (0, 9):
             acts = net.activities(embed_label(x, torch.full((30,), label), C, 0.5))
@@ -326,7 +327,7 @@ def test_a_short_forward_forward_run_learns_the_digits(split):
     assert curves.loss[-1][0] < curves.loss[0][0]
     assert result.test_accuracy == curves.test_accuracy[-1] > 0.85
     assert result.seconds > 0
-    _, _, x_test, y_test = digits_tensors(split)
+    _, _, x_test, y_test = data_tensors(split)
     assert (predict(result.net, x_test) == y_test).float().mean().item() == \
         pytest.approx(result.test_accuracy)
 
@@ -347,7 +348,7 @@ def test_a_short_backprop_run_learns_the_digits(split):
     assert result.test_accuracy == result.curves.test_accuracy[-1] > 0.9
     layers = [m for m in result.net if isinstance(m, torch.nn.Linear)]
     assert [m.out_features for m in layers] == [256, 256, C]
-    assert mlp(64, (8,))(torch.zeros(1, 64)).shape == (1, C)
+    assert mlp(64, (8,), C)(torch.zeros(1, 64)).shape == (1, C)
 
 
 def test_progress_bars_name_the_trainer(small, capsys):

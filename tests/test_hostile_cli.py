@@ -165,7 +165,7 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(command, tmp_pat
     def no_work(*args, **kwargs):
         raise AssertionError("the command started working before checking its folder")
 
-    for target in ("hilt.host.train.run.load_digits_split", "hilt.host.bench.Staging",
+    for target in ("hilt.host.train.run.Staging", "hilt.host.bench.Staging",
                    "hilt.firmware.build.build_board", "hilt.host.synapse_sweep.run_sweep",
                    "hilt.sim.bnn_digits_proof.run_bnn_digits_proof"):
         monkeypatch.setattr(target, no_work)

@@ -20,6 +20,7 @@ import torch
 
 from hilt.host.backends import Backend, BackendError, open_backend
 from hilt.host.train.checkpoint import CheckpointError
+from hilt.host.train.goodness import LabelLayout
 from hilt.host.train.mfff import (
     CHECKPOINT_NAME,
     MFFFConfig,
@@ -29,16 +30,15 @@ from hilt.host.train.mfff import (
 )
 from hilt.host.train.pat import PATConfig, train_pat
 from hilt.host.train.robustness import robustness_study
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import Dataset
 
 C = 10
 OPTICAL = "physical:optical?in={}&out={}&seed={}&noise=0.01"
 
 
-def subset(split: DigitsSplit, train: int, test: int) -> DigitsSplit:
+def subset(split: Dataset, train: int, test: int) -> Dataset:
     """The first ``train`` training and ``test`` test samples, for runs of a second or two."""
-    return DigitsSplit(split.x_train[:train], split.y_train[:train],
-                       split.x_test[:test], split.y_test[:test])
+    return split.subset(train, test)
 
 
 def optical(hidden: int, blocks: int = 2, out: int = 64, extra: str = "") -> list[Backend]:
@@ -110,16 +110,16 @@ def test_a_physical_layer_of_the_wrong_width_is_refused_with_what_fits():
     first = open_backend("physical:optical?in=64&out=32&noise=0.01")
     with pytest.raises(BackendError, match=r"block 0: its physical layer physical:optical\?in=64"
                        r"&out=32&noise=0.01 takes 64 features but the block's input has 74 "
-                       r"\(64 pixels \+ 10 label entries\); open physical:optical\?in=74&out=32"
+                       r"\(64 features \+ 10 label entries\); open physical:optical\?in=74&out=32"
                        r"&noise=0.01"):
-        MFFFNet(config, [first, None])
+        MFFFNet(config, [first, None], LabelLayout(64, C))
     second = open_backend("physical:acoustic?in=74&out=32")
     with pytest.raises(BackendError, match=r"block 1: .* takes 74 features but the block's "
                        r"input has 32 \(block 0's 32 activities\); open physical:acoustic\?"
                        r"in=32&out=32"):
-        MFFFNet(config, [None, second])
+        MFFFNet(config, [None, second], LabelLayout(64, C))
     with pytest.raises(ValueError, match="physical has 1 entries but the config has 2 blocks"):
-        MFFFNet(config, [None])
+        MFFFNet(config, [None], LabelLayout(64, C))
 
 
 def test_checkpoint_options_need_a_folder(split):

@@ -23,7 +23,7 @@ from hilt.host.physical.target import PhysicalTarget
 from hilt.host.protocol import codec, spec
 from hilt.host.protocol.physical_layout import PhysicalLayout, describe_physical
 from hilt.host.protocol.reference import ReferenceDevice
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import Dataset
 
 Command = spec.Command
 Status = spec.Status
@@ -284,7 +284,7 @@ def test_acoustic_modes_set_the_rank():
     assert np.linalg.matrix_rank(only_parameter(AcousticLayer(12, 20, seed=1))) == 12
 
 
-def test_optical_layer_keeps_the_digits_information(split: DigitsSplit):
+def test_optical_layer_keeps_the_digits_information(split: Dataset):
     """A ridge readout of 256 intensities classifies digits well: the layer loses little."""
 
     def readout_accuracy(train: np.ndarray, test: np.ndarray) -> float:

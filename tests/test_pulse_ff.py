@@ -28,16 +28,15 @@ from hilt.host.train.pulse_ff import (
     train_pulse_ff,
     trains_to_slots,
 )
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import Dataset
 from hilt.quant.synapse_golden import SynapseCrossbarModel
 from hilt.quant.synapse_tables import StepTables
 
 SMALL = "golden:icebreaker?rows=16&cols=74"
 
 
-def subset(split: DigitsSplit, train: int, test: int) -> DigitsSplit:
-    return DigitsSplit(split.x_train[:train], split.y_train[:train], split.x_test[:test],
-                       split.y_test[:test])
+def subset(split: Dataset, train: int, test: int) -> Dataset:
+    return split.subset(train, test)
 
 
 def crossbar_model(rows: int, cols: int) -> SynapseCrossbarModel:
@@ -141,17 +140,18 @@ def test_the_refresh_keeps_every_weight_and_removes_the_common_part():
 
 
 def test_inputs_are_quantised_pixels_and_the_label_at_the_top():
-    pixels = np.array([[0, 8, 16, 3]])
-    assert embed(pixels, np.array([2]), 7).tolist() == [[0, 4, 7, 1] + [0, 0, 7] + [0] * 7]
-    assert embed(pixels, None, 7)[0, 4:].tolist() == [1] * 10
-    assert embed(pixels, np.array([0]), 7, label_value=0.5)[0, 4] == 4
+    features = np.array([[0, 8, 16, 3]]) / 16
+    assert embed(features, np.array([2]), 7, 10).tolist() == [[0, 4, 7, 1] + [0, 0, 7] + [0] * 7]
+    assert embed(features, None, 7, 10)[0, 4:].tolist() == [1] * 10
+    assert embed(features, np.array([0]), 7, 10, label_value=0.5)[0, 4] == 4
+    assert embed(features, None, 7, 3)[0, 4:].tolist() == [2] * 3
 
 
 @pytest.mark.parametrize(("urls", "message"), [
     (["golden:icebreaker?pe=shift"], r"cannot pulse, read_state \(layer 0 of pulse-trained "
                                      r"Forward-Forward keeps its weights in it\).*pe=synapse"),
     (["golden:icebreaker"], r"layer 0: golden:icebreaker takes 8 inputs but its input has 74 "
-                            r"\(64 pixels \+ 10 label entries\); open it with cols=74, e\.g\. "
+                            r"\(64 features \+ 10 label entries\); open it with cols=74, e\.g\. "
                             r"golden:icebreaker\?cols=74"),
     ([SMALL, "golden:icebreaker?rows=4&cols=8"],
      r"layer 1: golden:icebreaker\?rows=4&cols=8 takes 8 inputs but its input has 16 "

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from hilt.quant.datasets import load_digits_split
+from hilt.quant.datasets import load_digits
 from hilt.quant.pow2_mlp import Pow2MLP, export_pow2_mlp, fit
 from hilt.sim.shift_regression import (
     CORNER_EVERY,
@@ -31,7 +31,7 @@ SIMS = ["icarus", "verilator"]
 @pytest.fixture(scope="module")
 def trained_first_layer():
     """The first layer of a power-of-two MLP trained on the digits, and the test pixels."""
-    split = load_digits_split(seed=0)
+    split = load_digits(seed=0)
     torch.manual_seed(0)
     model = Pow2MLP(hidden=(32,), exp_bits=3)
     fit(model, split.x_train, split.y_train, epochs=10, seed=0)

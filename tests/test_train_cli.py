@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
+from conftest import mnist_folder
 
 from hilt.host.cli import main
+from hilt.host.train.goodness import LabelLayout
 from hilt.host.train.run import block_urls
 
 
@@ -39,7 +42,12 @@ def test_digital_algorithms_run_in_process(tmp_path, algo, epochs):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--algo", "sgd"], r"argument --algo: invalid choice: 'sgd' \(choose from 'ff', 'backprop'"),
-    (["--dataset", "mnist"], r"argument --dataset: invalid choice: 'mnist' \(choose from 'digits'"),
+    (["--dataset", "cifar"], r"dataset must be one of digits, mnist, fashion-mnist, .*, got "
+                             r"'cifar'"),
+    (["--dataset", "mnist", "--data-dir", "/nonexistent"],
+     r"mnist: there is no folder /nonexistent; its folder holds train-images-idx3-ubyte"),
+    (["--dataset", "digits", "--data-dir", "/tmp"], r"'digits' takes none"),
+    (["--dataset", "npz:/nonexistent.npz"], r"no such file /nonexistent\.npz"),
     (["--algo", "ff", "--backend", "physical:optical"], "--backend is for mfff, pat and ff-pulse"),
     (["--backend", "laser:x"], "scheme must be one of golden, cosim, serial, physical"),
     (["--backend", "golden:icebreaker?pe=shift"],
@@ -64,8 +72,10 @@ def test_a_corrupt_checkpoint_stops_the_resume(tmp_path, capsys):
 
 
 def test_block_urls_fill_in_the_widths():
-    assert block_urls(["physical:acoustic?gain=3", "none"], 2, 128) == [
+    assert block_urls(["physical:acoustic?gain=3", "none"], 2, 128, LabelLayout(64, 10)) == [
         "physical:acoustic?gain=3&in=74&out=256", None]
+    assert block_urls(["physical:optical"], 2, 32, LabelLayout(784, 10, tuple(range(10)))) == [
+        "physical:optical?in=784&out=256", "physical:optical?in=32&out=256"]
 
 
 def test_config_fields_are_set_by_name(tmp_path):
@@ -138,3 +148,50 @@ def test_forward_forward_in_a_crossbar_needs_one(tmp_path, capsys):
                  "--backend", "golden:icebreaker?pe=binary"]) == 2
     assert "cannot pulse, read_state" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize("algo", ["ff", "backprop", "mfff", "pat", "ff-pulse"])
+def test_every_algorithm_trains_on_an_mnist_format_folder(tmp_path, capsys, algo):
+    folder = mnist_folder(tmp_path / "mnist", train=200, test=50, side=7)
+    out = tmp_path / "run"
+    epochs = {"ff": 10, "backprop": 10, "ff-pulse": 10}.get(algo, 3)
+    assert main(["-q", "train", "--algo", algo, "--dataset", "mnist", "--data-dir", str(folder),
+                 "--epochs", str(epochs), "--out", str(out)]) == 0
+    record = json.loads((out / "results.json").read_text())
+    assert record["dataset"] == "mnist"
+    assert {key: record["data"][key] for key in ("features", "classes", "train", "test",
+                                                  "range", "range_from")} == {
+        "features": 49, "classes": 10, "train": 200, "test": 50, "range": [0.0, 255.0],
+        "range_from": "stated"}
+    assert record["test_accuracy"] > 0.5, record["curves"]["test_accuracy"]
+    if algo in ("mfff", "pat"):
+        assert record["backends"][0]["system"]["in_features"] == 59
+    if algo == "ff-pulse":
+        assert record["backends"][0]["in_features"] == 59
+    assert "49 features, 10 classes" in capsys.readouterr().out
+
+
+def test_an_npz_data_set_with_its_own_classes_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 5)) * 3
+    y_train, y_test = np.arange(150) % 3, np.arange(30) % 3
+    np.savez(tmp_path / "own.npz", x_train=centres[y_train] + rng.normal(size=(150, 5)),
+             y_train=y_train, x_test=centres[y_test] + rng.normal(size=(30, 5)), y_test=y_test)
+    assert main(["-q", "train", "--algo", "mfff", "--dataset", f"npz:{tmp_path / 'own.npz'}",
+                 "--epochs", "20", "--set", "hidden=16", "--out", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (record["data"]["features"], record["data"]["classes"]) == (5, 3)
+    assert record["data"]["range_from"] == "inferred"
+    assert record["backends"][0]["system"]["in_features"] == 8
+    assert record["test_accuracy"] > 0.8
+
+
+def test_a_data_set_too_narrow_for_the_board_is_refused_with_both_widths(tmp_path, capsys):
+    folder = mnist_folder(tmp_path / "mnist", side=7)
+    assert main(["-q", "train", "--dataset", "mnist", "--data-dir", str(folder), "--set",
+                 "label=blank", "--backend", "golden:icebreaker?pe=binary", "--out",
+                 str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "block 0: its physical layer golden:icebreaker?pe=binary takes 64 features but " \
+           "the block's input has 49 (49 features with the label in 10 of them)" in err, err
+    assert not (tmp_path / "run" / "results.json").exists()

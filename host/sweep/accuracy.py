@@ -52,10 +52,10 @@ def evaluate_accuracy(element: str, params: Mapping[str, Any], *, seed: int,
     import torch
 
     from hilt.quant import binary_mlp, pow2_mlp
-    from hilt.quant.datasets import load_digits_split
+    from hilt.quant.datasets import load_digits
 
     started = time.perf_counter()
-    split = load_digits_split(seed=seed)
+    split = load_digits(seed=seed)
     x_train, x_test = split.x_train, split.x_test
     mlp = binary_mlp if element == "binary" else pow2_mlp
     # fork_rng: the initial weights come from the seed, and the caller's RNG is left alone.

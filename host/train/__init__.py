@@ -5,5 +5,3 @@ ALGORITHMS = ("ff", "backprop", "mfff", "pat", "ff-pulse")
 in-process); model-free Forward-Forward and physics-aware training (through physical
 backends); Forward-Forward with its weights in synapse crossbars, trained by pulses (one
 crossbar backend a layer)."""
-DATASETS = ("digits",)
-"""The data sets ``hilt train`` takes."""

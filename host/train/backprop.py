@@ -2,7 +2,7 @@
 
 The same hidden layers as :class:`hilt.host.train.ff.FFNet` (widths, Linear+ReLU), plus
 the linear output layer backprop needs, trained end to end with cross-entropy and Adam
-on the same pixels scaled to [0, 1]. Its result has the same learning curves as a
+on the same features scaled to [0, 1]. Its result has the same learning curves as a
 Forward-Forward run, so the two can be plotted and compared side by side.
 """
 
@@ -18,7 +18,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hilt.host.train.ff import (
-    NUM_CLASSES,
     TrainingCurves,
     accuracy,
     batches,
@@ -26,10 +25,10 @@ from hilt.host.train.ff import (
     check_positive,
     check_seed,
     check_widths,
-    digits_tensors,
+    data_tensors,
     seeded,
 )
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import Dataset
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ class BackpropConfig:
         check_seed(self.seed)
 
 
-def mlp(in_features: int, hidden: tuple[int, ...], num_classes: int = NUM_CLASSES) -> nn.Sequential:
+def mlp(in_features: int, hidden: tuple[int, ...], num_classes: int) -> nn.Sequential:
     """Linear+ReLU for every hidden width, then a linear layer to the class logits.
 
     Weights start as in :class:`~hilt.host.train.ff.FFNet` (He initialisation, zero
@@ -103,7 +102,7 @@ class BackpropResult:
     """Wall time of the training, evaluation after each epoch included."""
 
 
-def train_backprop(split: DigitsSplit, config: BackpropConfig | None = None, *,
+def train_backprop(split: Dataset, config: BackpropConfig | None = None, *,
                    progress: bool = True) -> BackpropResult:
     """Train :func:`mlp` end to end on ``split`` and evaluate it every epoch.
 
@@ -111,10 +110,10 @@ def train_backprop(split: DigitsSplit, config: BackpropConfig | None = None, *,
     the running loss and accuracy.
     """
     config = config or BackpropConfig()
-    x_train, y_train, x_test, y_test = digits_tensors(split)
+    x_train, y_train, x_test, y_test = data_tensors(split)
     start = time.perf_counter()
     with seeded(config.seed) as generator:
-        net = mlp(x_train.shape[1], config.hidden)
+        net = mlp(x_train.shape[1], config.hidden, split.classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
         curves = TrainingCurves()

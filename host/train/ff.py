@@ -1,4 +1,4 @@
-"""Forward-Forward training (Hinton, 2022) of a ReLU MLP on the digits.
+"""Forward-Forward training (Hinton, 2022) of a ReLU MLP.
 
 Each hidden layer learns on its own, with its own optimizer, from a loss it can compute
 locally: its goodness (sum of squared activities) should be high on *positive* inputs,
@@ -13,7 +13,7 @@ makes the read-out layers (:attr:`FFConfig.predict_layers`) the most "good" wins
 Alternatively (Hinton's second read-out) a linear softmax head is trained, alongside
 the layers and without touching them, on their normalised activities for a neutral label.
 
-The label is concatenated to the 64 pixels as a one-hot of amplitude
+The label is concatenated to the features as a one-hot of amplitude
 :attr:`FFConfig.label_value` (see :mod:`hilt.host.train.goodness`).
 
 Two choices make the threshold of Hinton's "sum" goodness (the layer width) work with
@@ -64,10 +64,7 @@ from hilt.host.train.goodness import (
     negative_labels,
     normalize,
 )
-from hilt.quant.datasets import DIGITS_PIXEL_MAX, DigitsSplit
-
-NUM_CLASSES = 10
-"""The digits' classes, 0..9."""
+from hilt.quant.datasets import Dataset
 
 CLASSIFIERS = ("goodness", "softmax")
 """How a trained FF net is read out: by accumulated goodness per label, or a softmax head."""
@@ -257,11 +254,10 @@ class FFNet(nn.Module):
     """A stack of Linear+ReLU layers trained by Forward-Forward, and how it predicts.
 
     The net carries what prediction needs (label embedding, goodness mode, read-out
-    layers, optional softmax head), so :func:`predict` takes only the net and the pixels.
+    layers, optional softmax head), so :func:`predict` takes only the net and the features.
     """
 
-    def __init__(self, config: FFConfig, in_features: int,
-                 num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, config: FFConfig, in_features: int, num_classes: int) -> None:
         super().__init__()
         self.config = config
         self.in_features = in_features
@@ -347,14 +343,14 @@ class FFResult:
     """Wall time of the training, evaluation after each epoch included."""
 
 
-def digits_tensors(split: DigitsSplit) -> tuple[torch.Tensor, ...]:
-    """``(x_train, y_train, x_test, y_test)`` as torch tensors, pixels scaled to [0, 1] floats."""
-    scale = float(DIGITS_PIXEL_MAX)
+def data_tensors(data: Dataset) -> tuple[torch.Tensor, ...]:
+    """``(x_train, y_train, x_test, y_test)`` as torch tensors, features scaled to [0, 1]
+    by the data set's range."""
     return (
-        torch.as_tensor(split.x_train, dtype=torch.float32) / scale,
-        torch.as_tensor(split.y_train, dtype=torch.long),
-        torch.as_tensor(split.x_test, dtype=torch.float32) / scale,
-        torch.as_tensor(split.y_test, dtype=torch.long),
+        torch.from_numpy(data.scaled("train")),
+        torch.as_tensor(data.y_train, dtype=torch.long),
+        torch.from_numpy(data.scaled("test")),
+        torch.as_tensor(data.y_test, dtype=torch.long),
     )
 
 
@@ -386,7 +382,7 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> tuple[torch.
     return torch.randperm(n, generator=generator).split(batch_size)
 
 
-def train_ff(split: DigitsSplit, config: FFConfig | None = None, *,
+def train_ff(split: Dataset, config: FFConfig | None = None, *,
              progress: bool = True) -> FFResult:
     """Train an :class:`FFNet` by Forward-Forward on ``split`` and evaluate it every epoch.
 
@@ -398,10 +394,10 @@ def train_ff(split: DigitsSplit, config: FFConfig | None = None, *,
     tqdm bar over epochs with the running loss and accuracy.
     """
     config = config or FFConfig()
-    x_train, y_train, x_test, y_test = digits_tensors(split)
+    x_train, y_train, x_test, y_test = data_tensors(split)
     start = time.perf_counter()
     with seeded(config.seed) as generator:
-        net = FFNet(config, in_features=x_train.shape[1])
+        net = FFNet(config, in_features=x_train.shape[1], num_classes=split.classes)
         averaged = _frozen_copy(net) if config.ema_decay else net
         optimizers = [torch.optim.Adam(layer.parameters(), lr=config.lr) for layer in net.layers]
         if net.head is not None:

@@ -13,23 +13,61 @@ Label embedding
     the second, carry ink), so by default the label is *concatenated* as a one-hot of
     amplitude ``value`` after the features: an input of ``F`` features becomes
     ``F + num_classes`` wide, features first, label last. Where the input width is fixed
-    (a board's processing element takes exactly 64), the label can instead be written
-    *into* ten chosen features (``into``; the digits have ten nearly blank pixels,
-    :data:`hilt.quant.datasets.DIGITS_BLANK_PIXELS`), and the width stays ``F``.
+    (a board's processing element takes a fixed number), the label can instead be
+    written *into* ``C`` chosen features (``into``: the ones that vary least over the
+    training images, :meth:`~hilt.quant.datasets.Dataset.blank_features`), and the width
+    stays ``F``. :class:`LabelLayout` says which of the two an input uses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from hilt.quant.datasets import Dataset
 
 GOODNESS_MODES = ("sum", "mean")
 """How activities become a goodness: sum or mean of their squares over a sample."""
 
 NORMALIZE_EPS = 1e-4
 """Added to the L2 norm in :func:`normalize` so that an all-zero vector stays zero."""
+
+
+LABEL_PLACES = ("append", "blank")
+"""Where an input carries its label: after the features, or written into the ``C``
+features that vary least (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class LabelLayout:
+    """How a data set's features and a label make one input: ``features`` of them, a
+    one-hot over ``classes``, appended (``into`` None) or written into the columns ``into``."""
+
+    features: int
+    classes: int
+    into: tuple[int, ...] | None = None
+
+    @classmethod
+    def of(cls, data: Dataset, place: str = "append") -> LabelLayout:
+        """The layout of ``data`` with its label placed as ``place`` says."""
+        if place not in LABEL_PLACES:
+            raise ValueError(f"label = {place!r}: accepted {LABEL_PLACES}")
+        into = data.blank_features(data.classes) if place == "blank" else None
+        return cls(data.features, data.classes, into)
+
+    @property
+    def width(self) -> int:
+        """Entries of one input: the features, and the label where it is appended."""
+        return self.features + (self.classes if self.into is None else 0)
+
+    def describe(self) -> str:
+        """E.g. ``64 features + 10 label entries``."""
+        if self.into is None:
+            return f"{self.features} features + {self.classes} label entries"
+        return f"{self.features} features with the label in {self.classes} of them"
 
 
 def goodness(h: torch.Tensor, mode: str = "sum") -> torch.Tensor:

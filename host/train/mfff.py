@@ -13,10 +13,10 @@ Data flow of one block ``i``::
 
     u_i --P_i--> m_i --standardise--> z_i --D_i (+ u_i with skip)--> h_i --> u_{i+1}
 
-``u_0`` is the image (pixels / 16) with the label appended as a one-hot of amplitude
-:attr:`MFFFConfig.label_value` (:func:`~hilt.host.train.goodness.embed_label`, 74 wide),
-or, with ``label="blank"``, written into the ten blank pixels (64 wide, the input width
-of a board's element).
+``u_0`` is the image (features scaled to [0, 1]) with the label appended as a one-hot of
+amplitude :attr:`MFFFConfig.label_value` (:func:`~hilt.host.train.goodness.embed_label`,
+``F + C`` wide), or, with ``label="blank"``, written into the ``C`` features that vary
+least (``F`` wide, so that it fits a board's element as wide as the image).
 ``u_{i+1}`` is ``h_i`` length-normalised (:func:`~hilt.host.train.goodness.normalize`)
 and detached, scaled by ``sqrt(width)`` so that its entries have unit root mean square:
 the next physical layer gets O(1) inputs whatever the width, the range the simulated
@@ -112,15 +112,16 @@ from hilt.host.train.checkpoint import (
 from hilt.host.train.ff import (
     MAX_COUNT,
     MAX_WIDTH,
-    NUM_CLASSES,
     TrainingCurves,
     accuracy,
-    digits_tensors,
+    data_tensors,
     seeded,
 )
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
+    LABEL_PLACES,
     LOSSES,
+    LabelLayout,
     embed_label,
     embed_neutral,
     goodness,
@@ -128,14 +129,10 @@ from hilt.host.train.goodness import (
     negative_labels,
     normalize,
 )
-from hilt.quant.datasets import DIGITS_BLANK_PIXELS, DigitsSplit
+from hilt.quant.datasets import Dataset
 
 SCHEDULES = ("joint", "greedy")
 """How blocks take turns: all on every batch, or one after the other."""
-
-LABEL_PLACES = ("append", "blank")
-"""Where block 0's input carries the label: after the pixels, or in the ten blank pixels
-(:data:`~hilt.quant.datasets.DIGITS_BLANK_PIXELS`), which keeps the input 64 wide."""
 
 CLASSIFIERS = ("softmax", "goodness")
 """How a trained net is read out: a softmax head on neutral-label activities, or goodness."""
@@ -223,9 +220,10 @@ class MFFFConfig:
         Epochs (per block with "greedy"), samples per step, and the seed of the
         initialisation, the shuffles and the negative labels.
     label_value
-        Amplitude of the one-hot label appended to the pixels (scaled to [0, 1]).
+        Amplitude of the one-hot label (features are scaled to [0, 1]).
     label
-        "append" (74 inputs to block 0) or "blank" (written into the blank pixels, 64).
+        "append" (``F + C`` inputs to block 0) or "blank" (written into the ``C``
+        features that vary least, ``F``).
     classifier
         "softmax" (a head on the neutral-label activities) or "goodness" (best label).
     stats_momentum
@@ -352,18 +350,10 @@ def unit_rms(h: torch.Tensor) -> torch.Tensor:
     return normalize(h) * math.sqrt(h.shape[1])
 
 
-def input_width(block: int, hidden: int, pixels: int = 64, label: str = "append") -> int:
-    """Width of block ``block``'s input: the pixels and the label (appended, or in the
-    blank pixels) for block 0, ``hidden`` after."""
-    if block > 0:
-        return hidden
-    return pixels + (NUM_CLASSES if label == "append" else 0)
-
-
-def label_columns(config: Any) -> tuple[int, ...] | None:
-    """The pixels block 0's label is written into, or None where it is appended
-    (``config`` is an :class:`MFFFConfig` or a :class:`~hilt.host.train.pat.PATConfig`)."""
-    return DIGITS_BLANK_PIXELS if config.label == "blank" else None
+def input_width(block: int, hidden: int, layout: LabelLayout) -> int:
+    """Width of block ``block``'s input: the features and the label as ``layout`` places
+    them for block 0, ``hidden`` after."""
+    return layout.width if block == 0 else hidden
 
 
 def _suggest(url: str, width: int) -> str:
@@ -378,7 +368,7 @@ def _suggest(url: str, width: int) -> str:
 
 
 def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
-                   pixels: int = 64, label: str = "append") -> None:
+                   layout: LabelLayout) -> None:
     """Refuse physical layers that do not fit ``blocks`` blocks of width ``hidden``, naming
     the block and what would fit.
 
@@ -398,26 +388,23 @@ def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
         if not isinstance(backend, Backend):
             raise ValueError(f"physical[{i}] = {backend!r}: accepted a Backend or None")
         backend.require("forward", why=f"block {i} measures its inputs through it")
-        width = input_width(i, hidden, pixels, label)
+        width = input_width(i, hidden, layout)
         if backend.in_features != width:
-            carried = f" + {NUM_CLASSES} label entries" if label == "append" else \
-                " with the label in its blank pixels"
-            what = f"{pixels} pixels{carried}" if i == 0 else \
-                f"block {i - 1}'s {hidden} activities"
+            what = layout.describe() if i == 0 else f"block {i - 1}'s {hidden} activities"
             raise BackendError(f"block {i}: its physical layer {backend.url} takes "
                                f"{backend.in_features} features but the block's input has "
                                f"{width} ({what}); {_suggest(backend.url, width)}")
 
 
 def build_blocks(config: Any, physical: Sequence[Backend | None],
-                 pixels: int = 64) -> nn.ModuleList:
+                 layout: LabelLayout) -> nn.ModuleList:
     """One digital :class:`Block` per physical layer (checked first), each sized to its
     block's input and to what its layer measures; MF-FF and PAT share the architecture
     (``config`` is an :class:`MFFFConfig` or a :class:`~hilt.host.train.pat.PATConfig`)."""
-    check_physical(physical, config.blocks, config.hidden, pixels, config.label)
+    check_physical(physical, config.blocks, config.hidden, layout)
     blocks = nn.ModuleList()
     for i, backend in enumerate(physical):
-        width = input_width(i, config.hidden, pixels, config.label)
+        width = input_width(i, config.hidden, layout)
         measured = width if backend is None else backend.out_features
         blocks.append(Block(width, measured, config.hidden,
                             skip=config.skip and backend is not None,
@@ -435,19 +422,20 @@ class MFFFNet(nn.Module):
     """
 
     def __init__(self, config: MFFFConfig, physical: Sequence[Backend | None],
-                 pixels: int = 64) -> None:
+                 layout: LabelLayout) -> None:
         super().__init__()
         self.config = config
-        self.blocks = build_blocks(config, physical, pixels)
+        self.layout = layout
+        self.blocks = build_blocks(config, physical, layout)
         self.head: nn.Linear | None = None
         if config.classifier == "softmax":
-            self.head = nn.Linear(config.blocks * config.hidden, NUM_CLASSES)
+            self.head = nn.Linear(config.blocks * config.hidden, layout.classes)
 
     def inference_macs(self) -> int:
         """Digital MACs to classify one sample (see the module docstring)."""
         blocks = sum(block.macs() for block in self.blocks)
         if self.head is None:
-            return NUM_CLASSES * blocks
+            return self.layout.classes * blocks
         return blocks + self.head.in_features * self.head.out_features
 
 
@@ -473,7 +461,8 @@ def physical_queries(physical: Sequence[Backend | None]) -> int:
 def head_features(net: MFFFNet, physical: Sequence[Backend | None],
                   x: torch.Tensor) -> torch.Tensor:
     """What the softmax head reads: every block's unit-RMS activities for the neutral label."""
-    u = embed_neutral(x, NUM_CLASSES, net.config.label_value, label_columns(net.config))
+    layout = net.layout
+    u = embed_neutral(x, layout.classes, net.config.label_value, layout.into)
     features = []
     for block, backend in zip(net.blocks, physical, strict=True):
         u = unit_rms(block(measure(backend, u), u))
@@ -488,26 +477,27 @@ def label_goodness(net: MFFFNet, physical: Sequence[Backend | None],
 
     All ``C * N`` embedded inputs go to each physical layer in one call.
     """
-    n = len(x)
-    labels = torch.arange(NUM_CLASSES).repeat_interleave(n)
-    u = embed_label(x.repeat(NUM_CLASSES, 1), labels, NUM_CLASSES, net.config.label_value,
-                    label_columns(net.config))
-    scores = torch.zeros(NUM_CLASSES * n)
+    n, c = len(x), net.layout.classes
+    labels = torch.arange(c).repeat_interleave(n)
+    u = embed_label(x.repeat(c, 1), labels, c, net.config.label_value, net.layout.into)
+    scores = torch.zeros(c * n)
     for block, backend in zip(net.blocks, physical, strict=True):
         h = block(measure(backend, u), u)
         scores += goodness(h, net.config.goodness)
         u = unit_rms(h)
-    return scores.view(NUM_CLASSES, n).T
+    return scores.view(c, n).T
 
 
 @torch.no_grad()
 def predict(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor) -> torch.Tensor:
-    """Predicted labels (N,) for pixels ``x`` (N, 64) in [0, 1], measured through ``physical``.
+    """Predicted labels (N,) for features ``x`` (N, F) in [0, 1], measured through ``physical``.
 
     The standardisation statistics stay as they are: predicting learns nothing.
     """
-    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1],
-                   net.config.label)
+    if x.dim() != 2 or x.shape[1] != net.layout.features:
+        raise ValueError(f"x must be (N, {net.layout.features}), the features the net was "
+                         f"built for, got {tuple(x.shape)}")
+    check_physical(physical, net.config.blocks, net.config.hidden, net.layout)
     if net.head is not None:
         return net.head(head_features(net, physical, x)).argmax(dim=1)
     return label_goodness(net, physical, x).argmax(dim=1)
@@ -515,7 +505,7 @@ def predict(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor) -
 
 def evaluate(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor,
              y: torch.Tensor) -> float:
-    """Accuracy of ``net`` on pixels ``x`` (in [0, 1]) and labels ``y`` with the physical
+    """Accuracy of ``net`` on features ``x`` (in [0, 1]) and labels ``y`` with the physical
     layers as they are now (drifted, perturbed), with no training."""
     return accuracy(predict(net, physical, x), y)
 
@@ -571,11 +561,10 @@ def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tenso
     """The losses of one batch (per block, None for an untrained one, then the head's)
     and the digital MACs it took; updates the standardisation statistics, no optimiser step."""
     config = net.config
-    n, value, into = len(x), config.label_value, label_columns(config)
-    wrong = negative_labels(y, NUM_CLASSES, generator)
-    signed = torch.cat([embed_label(x, y, NUM_CLASSES, value, into),
-                        embed_label(x, wrong, NUM_CLASSES, value, into)])
-    neutral = embed_neutral(x, NUM_CLASSES, value, into) if net.head is not None else None
+    n, value, c, into = len(x), config.label_value, net.layout.classes, net.layout.into
+    wrong = negative_labels(y, c, generator)
+    signed = torch.cat([embed_label(x, y, c, value, into), embed_label(x, wrong, c, value, into)])
+    neutral = embed_neutral(x, c, value, into) if net.head is not None else None
     last_signed = max(trained)
     losses: list[torch.Tensor | None] = [None] * len(net.blocks)
     features = []
@@ -661,8 +650,10 @@ def _optimise(net: MFFFNet, physical: Sequence[Backend | None],
 
 
 def _checkpoint_config(config: MFFFConfig, physical: Sequence[Backend | None],
-                       samples: int) -> dict[str, Any]:
-    return {"algorithm": "mf-ff", **asdict(config), "train_samples": samples,
+                       data: Dataset) -> dict[str, Any]:
+    return {"algorithm": "mf-ff", **asdict(config), "dataset": data.name,
+            "train_samples": len(data.y_train), "features": data.features,
+            "classes": data.classes,
             "physical": [None if backend is None else backend.url for backend in physical]}
 
 
@@ -712,7 +703,7 @@ def _check_run_options(checkpoint_dir: object, checkpoint_every: object, resume:
                          "resume from")
 
 
-def train_mfff(split: DigitsSplit, physical: Sequence[Backend | None],
+def train_mfff(split: Dataset, physical: Sequence[Backend | None],
                config: MFFFConfig | None = None, *, progress: bool = True,
                checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
                resume: bool = False, init: MFFFNet | None = None,
@@ -722,9 +713,10 @@ def train_mfff(split: DigitsSplit, physical: Sequence[Backend | None],
     Parameters
     ----------
     split
-        The digits; pixels are scaled to [0, 1].
+        The data set; features are scaled to [0, 1] by its range.
     physical
-        One entry per block: a backend whose input width is the block's (74 for block 0,
+        One entry per block: a backend whose input width is the block's (the features
+        and the label for block 0, :class:`~hilt.host.train.goodness.LabelLayout`;
         ``hidden`` after), or None for a block without a physical layer.
     config
         The run's settings (:class:`MFFFConfig`); deterministic for its seed, given
@@ -751,12 +743,12 @@ def train_mfff(split: DigitsSplit, physical: Sequence[Backend | None],
     config = config or MFFFConfig()
     physical = list(physical)
     _check_run_options(checkpoint_dir, checkpoint_every, resume)
-    x_train, y_train, x_test, y_test = digits_tensors(split)
-    ckpt_config = _checkpoint_config(config, physical, len(x_train))
+    x_train, y_train, x_test, y_test = data_tensors(split)
+    ckpt_config = _checkpoint_config(config, physical, split)
     path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
     start = time.perf_counter()
     with seeded(config.seed) as generator:
-        net = MFFFNet(config, physical, x_train.shape[1])
+        net = MFFFNet(config, physical, LabelLayout.of(split, config.label))
         if init is not None:
             try:
                 net.load_state_dict(copy.deepcopy(init.state_dict()))
@@ -810,7 +802,7 @@ def train_mfff(split: DigitsSplit, physical: Sequence[Backend | None],
         eval_queries=run.eval_queries,
         train_macs=run.train_macs, train_macs_per_sample=run.train_macs / samples_epochs,
         inference_macs=net.inference_macs(),
-        inference_queries=physical_blocks * (1 if net.head is not None else NUM_CLASSES),
+        inference_queries=physical_blocks * (1 if net.head is not None else split.classes),
         steps=run.step, seconds=run.seconds, train_seconds=run.train_seconds,
         samples_trained=samples_epochs,
     )

@@ -14,7 +14,7 @@ whose value is the real measurement (the forward pass is the physics, with its n
 and imperfections) and whose gradient is the twin's.
 
 Inputs
-    Block 0 gets the image (pixels / 16) with the *neutral* label appended
+    Block 0 gets the image (features scaled to [0, 1]) with the *neutral* label appended
     (:func:`~hilt.host.train.goodness.embed_neutral`): a constant that carries nothing,
     there only so that PAT drives the very same physical layers (same widths, same
     transmission matrices) as MF-FF. Block ``i + 1`` gets ``h_i`` normalised to unit
@@ -59,15 +59,13 @@ from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend
 from hilt.host.train.ff import (
     MAX_WIDTH,
-    NUM_CLASSES,
     TrainingCurves,
     accuracy,
-    digits_tensors,
+    data_tensors,
     seeded,
 )
-from hilt.host.train.goodness import embed_neutral
+from hilt.host.train.goodness import LABEL_PLACES, LabelLayout, embed_neutral
 from hilt.host.train.mfff import (
-    LABEL_PLACES,
     MAX_BLOCKS,
     build_blocks,
     check_choice,
@@ -75,12 +73,11 @@ from hilt.host.train.mfff import (
     check_int,
     check_number,
     check_physical,
-    label_columns,
     measure,
     physical_queries,
     unit_rms,
 )
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import Dataset
 
 HELD_OUT = 0.1
 """Share of a twin's measured pairs kept out of its fit to report its error."""
@@ -169,15 +166,16 @@ class PATNet(nn.Module):
     """The digital part of a PAT network: blocks, twins (block index -> twin) and the head."""
 
     def __init__(self, config: PATConfig, physical: Sequence[Backend | None],
-                 pixels: int = 64) -> None:
+                 layout: LabelLayout) -> None:
         super().__init__()
         self.config = config
-        self.blocks = build_blocks(config, physical, pixels)
+        self.layout = layout
+        self.blocks = build_blocks(config, physical, layout)
         self.twins = nn.ModuleDict({
             str(i): Twin(block.in_features, config.twin_hidden, backend.out_features)
             for i, (block, backend) in enumerate(zip(self.blocks, physical, strict=True))
             if i > 0 and backend is not None})
-        self.head = nn.Linear(config.hidden, NUM_CLASSES)
+        self.head = nn.Linear(config.hidden, layout.classes)
 
     def inference_macs(self) -> int:
         """Digital MACs to classify one sample: blocks and head, no twin."""
@@ -192,11 +190,12 @@ class PATNet(nn.Module):
 
 def _logits(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor, *,
             train: bool) -> torch.Tensor:
-    """Class logits of pixels ``x``: the real measurements forward, the twins' gradients back.
+    """Class logits of features ``x``: the real measurements forward, the twins' gradients
+    back.
 
     ``train`` updates the standardisation statistics with the measurements.
     """
-    u = embed_neutral(x, NUM_CLASSES, net.config.label_value, label_columns(net.config))
+    u = embed_neutral(x, net.layout.classes, net.config.label_value, net.layout.into)
     for i, (block, backend) in enumerate(zip(net.blocks, physical, strict=True)):
         m = measure(backend, u)
         if train:
@@ -210,15 +209,19 @@ def _logits(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor, *,
 
 @torch.no_grad()
 def predict(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor) -> torch.Tensor:
-    """Predicted labels (N,) for pixels ``x`` (N, 64) in [0, 1], measured through ``physical``."""
-    check_physical(physical, net.config.blocks, net.config.hidden, x.shape[1],
-                   net.config.label)
+    """Predicted labels (N,) for features ``x`` (N, F) in [0, 1], measured through
+    ``physical``."""
+    if x.dim() != 2 or x.shape[1] != net.layout.features:
+        raise ValueError(f"x must be (N, {net.layout.features}), the features the net was "
+                         f"built for, got {tuple(x.shape)}")
+    check_physical(physical, net.config.blocks, net.config.hidden, net.layout)
     return _logits(net, physical, x, train=False).argmax(dim=1)
 
 
 def evaluate(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor,
              y: torch.Tensor) -> float:
-    """Accuracy of ``net`` on pixels ``x`` and labels ``y`` with the physical layers as they are."""
+    """Accuracy of ``net`` on features ``x`` and labels ``y`` with the physical layers as
+    they are."""
     return accuracy(predict(net, physical, x), y)
 
 
@@ -234,7 +237,7 @@ def _fit_twin(net: PATNet, physical: Sequence[Backend | None], index: int, x: to
     config = net.config
     macs = 0
     with torch.no_grad():
-        u = embed_neutral(x, NUM_CLASSES, config.label_value, label_columns(config))
+        u = embed_neutral(x, net.layout.classes, config.label_value, net.layout.into)
         for block, backend in zip(net.blocks[:index], physical[:index], strict=True):
             m = measure(backend, u)
             block.standardize.update(m)
@@ -300,7 +303,7 @@ class PATResult:
     """Wall time of the twin fits, the training and the per-epoch evaluations."""
 
 
-def train_pat(split: DigitsSplit, physical: Sequence[Backend | None],
+def train_pat(split: Dataset, physical: Sequence[Backend | None],
               config: PATConfig | None = None, *, progress: bool = True) -> PATResult:
     """Fit the twins, then train a :class:`PATNet` end to end through ``physical``.
 
@@ -311,10 +314,10 @@ def train_pat(split: DigitsSplit, physical: Sequence[Backend | None],
     """
     config = config or PATConfig()
     physical = list(physical)
-    x_train, y_train, x_test, y_test = digits_tensors(split)
+    x_train, y_train, x_test, y_test = data_tensors(split)
     start = time.perf_counter()
     with seeded(config.seed) as generator:
-        net = PATNet(config, physical, x_train.shape[1])
+        net = PATNet(config, physical, LabelLayout.of(split, config.label))
         before = physical_queries(physical)
         twin_errors, twin_macs = {}, 0
         for key in net.twins:

@@ -5,14 +5,14 @@ real board, ``pe=synapse``): its weights are the level differences ``G+ - G-`` o
 crossbar's cells. The host programs them once, then only measures (FORWARD) and pulses
 (PULSE): it computes each layer's Forward-Forward update from the integer results it
 reads and sends it as stochastic coincident pulse trains, as an analog array is trained
-in place. Layer 0 takes the 64 pixels and the label (``cols = 74``); layer ``k > 0`` the
-activities of layer ``k - 1`` (``cols`` = its ``rows``).
+in place. Layer 0 takes the ``F`` features and the ``C`` label entries (``cols = F + C``);
+layer ``k > 0`` the activities of layer ``k - 1`` (``cols`` = its ``rows``).
 
 Inputs
     A crossbar reads signed ``in_bits`` integers up to ``in_high = 2**(in_bits-1) - 1``.
-    Pixels 0..16 become ``round(pixel * in_high / 16)`` and the label's one-hot entry
-    ``round(label_value * in_high)`` (the neutral label, for the softmax head, a tenth
-    of that everywhere). Between layers the activities are length-normalised to unit
+    Features scaled to [0, 1] become ``round(feature * in_high)`` and the label's one-hot
+    entry ``round(label_value * in_high)`` (the neutral label, for the softmax head,
+    ``1 / C`` of that everywhere). Between layers the activities are length-normalised to unit
     root mean square, as :mod:`hilt.host.train.ff` does (their length is the goodness
     the layer below already judged), and quantised with ``in_high`` at
     :data:`INPUT_CLIP_RMS` times the RMS: the bulk keeps its resolution, the rare larger
@@ -111,7 +111,7 @@ from tqdm.auto import tqdm
 from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend, BackendError
 from hilt.host.protocol.synapse_layout import Slot
-from hilt.host.train.ff import NUM_CLASSES, TrainingCurves, seeded
+from hilt.host.train.ff import TrainingCurves, seeded
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LOSSES,
@@ -121,7 +121,7 @@ from hilt.host.train.goodness import (
     normalize,
 )
 from hilt.host.train.mfff import check_choice, check_int, check_number
-from hilt.quant.datasets import DIGITS_PIXEL_MAX, DigitsSplit
+from hilt.quant.datasets import Dataset
 
 RULES = ("bidirectional", "unidirectional")
 """How a weight change becomes pulses: G+ both ways against a fixed G-, or potentiation
@@ -499,8 +499,9 @@ def _suggest(url: str, cols: int) -> str:
     return f"cols={cols}, e.g. {scheme}:{name}?{urlencode(options)}"
 
 
-def check_layers(layers: Sequence[Backend], pixels: int = 64) -> None:
-    """Refuse layers that cannot hold a pulse-trained FF net on ``pixels``-pixel images.
+def check_layers(layers: Sequence[Backend], features: int, classes: int) -> None:
+    """Refuse layers that cannot hold a pulse-trained FF net on ``features`` features and
+    ``classes`` classes.
 
     Raises
     ------
@@ -519,26 +520,26 @@ def check_layers(layers: Sequence[Backend], pixels: int = 64) -> None:
         backend.require(*PULSE_OPERATIONS,
                         why=f"layer {i} of pulse-trained Forward-Forward keeps its weights "
                             f"in it")
-        width = pixels + NUM_CLASSES if i == 0 else layers[i - 1].out_features
+        width = features + classes if i == 0 else layers[i - 1].out_features
         if backend.in_features != width:
-            what = (f"{pixels} pixels + {NUM_CLASSES} label entries" if i == 0
+            what = (f"{features} features + {classes} label entries" if i == 0
                     else f"layer {i - 1}'s {width} rows")
             raise BackendError(f"layer {i}: {backend.url} takes {backend.in_features} inputs "
                                f"but its input has {width} ({what}); open it with "
                                f"{_suggest(backend.url, width)}")
 
 
-def embed(pixels: np.ndarray, labels: np.ndarray | None, in_high: int,
+def embed(features: np.ndarray, labels: np.ndarray | None, in_high: int, classes: int,
           label_value: float = 1.0) -> np.ndarray:
-    """Layer 0's integer inputs: quantised pixels and the label one-hot at
-    ``round(label_value * in_high)``, or the neutral label (a tenth of that, rounded,
-    everywhere) where ``labels`` is None."""
-    x = np.rint(np.asarray(pixels) * (in_high / DIGITS_PIXEL_MAX)).astype(np.int64)
+    """Layer 0's integer inputs: features in [0, 1] quantised to ``0..in_high`` and the
+    label one-hot at ``round(label_value * in_high)``, or the neutral label (``1 / C`` of
+    that, rounded, everywhere) where ``labels`` is None."""
+    x = np.rint(np.asarray(features, dtype=np.float64) * in_high).astype(np.int64)
     level = label_value * in_high
     if labels is None:
-        label = np.full((len(x), NUM_CLASSES), round(level / NUM_CLASSES), dtype=np.int64)
+        label = np.full((len(x), classes), round(level / classes), dtype=np.int64)
     else:
-        label = np.eye(NUM_CLASSES, dtype=np.int64)[np.asarray(labels)] * round(level)
+        label = np.eye(classes, dtype=np.int64)[np.asarray(labels)] * round(level)
     return np.concatenate([x, label], axis=1)
 
 
@@ -549,14 +550,15 @@ def _readout(config: PulseFFConfig, layers: int) -> tuple[int, ...]:
     return chosen
 
 
-def label_goodness(net: Sequence[CrossbarLayer], config: PulseFFConfig,
-                   pixels: np.ndarray) -> torch.Tensor:
+def label_goodness(net: Sequence[CrossbarLayer], config: PulseFFConfig, features: np.ndarray,
+                   classes: int) -> torch.Tensor:
     """Goodness summed over the read-out layers for every candidate label, (N, C): all
     ``C * N`` inputs in one FORWARD call per layer."""
-    n = len(pixels)
-    labels = np.repeat(np.arange(NUM_CLASSES), n)
-    x = embed(np.tile(pixels, (NUM_CLASSES, 1)), labels, net[0].in_high, config.label_value)
-    scores = torch.zeros(NUM_CLASSES * n, dtype=torch.float64)
+    n = len(features)
+    labels = np.repeat(np.arange(classes), n)
+    x = embed(np.tile(features, (classes, 1)), labels, net[0].in_high, classes,
+              config.label_value)
+    scores = torch.zeros(classes * n, dtype=torch.float64)
     readout = _readout(config, len(net))
     for i, layer in enumerate(net):
         h = F.relu(layer.preactivations(x))
@@ -564,33 +566,33 @@ def label_goodness(net: Sequence[CrossbarLayer], config: PulseFFConfig,
             scores += goodness(h, config.goodness)
         if i + 1 < len(net):
             x = net[i + 1].quantise(h)
-    return scores.view(NUM_CLASSES, n).T
+    return scores.view(classes, n).T
 
 
-def head_features(net: Sequence[CrossbarLayer], config: PulseFFConfig,
-                  pixels: np.ndarray) -> torch.Tensor:
+def head_features(net: Sequence[CrossbarLayer], config: PulseFFConfig, features: np.ndarray,
+                  classes: int) -> torch.Tensor:
     """What the softmax head reads: the read-out layers' unit-RMS activities for the
     neutral label, float32."""
-    x = embed(pixels, None, net[0].in_high, config.label_value)
+    x = embed(features, None, net[0].in_high, classes, config.label_value)
     readout = _readout(config, len(net))
-    features = []
+    read = []
     for i, layer in enumerate(net):
         h = F.relu(layer.preactivations(x))
         if i in readout:
-            features.append(normalize(h) * math.sqrt(h.shape[1]))
+            read.append(normalize(h) * math.sqrt(h.shape[1]))
         if i + 1 < len(net):
             x = net[i + 1].quantise(h)
-    return torch.cat(features, dim=1).float()
+    return torch.cat(read, dim=1).float()
 
 
-def predict(net: Sequence[CrossbarLayer], config: PulseFFConfig, pixels: np.ndarray,
-            head: nn.Linear | None = None) -> np.ndarray:
-    """Predicted labels of ``pixels`` (N, pixels) in 0..16: by the head where given, else
+def predict(net: Sequence[CrossbarLayer], config: PulseFFConfig, features: np.ndarray,
+            classes: int, head: nn.Linear | None = None) -> np.ndarray:
+    """Predicted labels of ``features`` (N, F) in [0, 1]: by the head where given, else
     by goodness. Only measures: no pulse, no refresh."""
     with torch.no_grad():
         if head is not None:
-            return head(head_features(net, config, pixels)).argmax(dim=1).numpy()
-        return label_goodness(net, config, pixels).argmax(dim=1).numpy()
+            return head(head_features(net, config, features, classes)).argmax(dim=1).numpy()
+        return label_goodness(net, config, features, classes).argmax(dim=1).numpy()
 
 
 @dataclass
@@ -620,17 +622,18 @@ class PulseFFResult:
         return self.cost.pulses
 
 
-def _batch(net: Sequence[CrossbarLayer], config: PulseFFConfig, lr: float, pixels: np.ndarray,
-           labels: np.ndarray, wrong: np.ndarray, head: nn.Linear | None,
-           optimizer: torch.optim.Optimizer | None, generator: np.random.Generator,
-           cost: PulseCost) -> list[float]:
-    """One batch: measure every layer once, send every sample's update, refresh where
-    due, and step the head; returns the layers' (and head's) mean losses."""
+def _batch(net: Sequence[CrossbarLayer], config: PulseFFConfig, lr: float,
+           pixels: np.ndarray, labels: np.ndarray, wrong: np.ndarray, classes: int,
+           head: nn.Linear | None, optimizer: torch.optim.Optimizer | None,
+           generator: np.random.Generator, cost: PulseCost) -> list[float]:
+    """One batch of features ``pixels`` in [0, 1]: measure every layer once, send every
+    sample's update, refresh where due, and step the head; returns the layers' (and
+    head's) mean losses."""
     n = len(pixels)
-    in_high = net[0].in_high
-    x = np.concatenate([embed(pixels, labels, in_high, config.label_value),
-                        embed(pixels, wrong, in_high, config.label_value)])
-    neutral = embed(pixels, None, in_high, config.label_value) if head is not None else None
+    in_high, value = net[0].in_high, config.label_value
+    x = np.concatenate([embed(pixels, labels, in_high, classes, value),
+                        embed(pixels, wrong, in_high, classes, value)])
+    neutral = embed(pixels, None, in_high, classes, value) if head is not None else None
     readout = _readout(config, len(net))
     losses, features, updates = [], [], []
     for i, layer in enumerate(net):
@@ -669,6 +672,7 @@ class _Run:
 
     net: Sequence[CrossbarLayer]
     config: PulseFFConfig
+    classes: int
     head: nn.Linear | None
     optimizer: torch.optim.Optimizer | None
     generator: np.random.Generator
@@ -684,10 +688,10 @@ class _Run:
         totals = np.zeros(len(self.net) + (self.head is not None))
         for done, index in enumerate(np.array_split(order, batches), start=1):
             labels = torch.as_tensor(y[index])
-            wrong = negative_labels(labels, NUM_CLASSES, self.torch_generator).numpy()
+            wrong = negative_labels(labels, self.classes, self.torch_generator).numpy()
             totals += _batch(self.net, self.config, self.config.epoch_lr(epoch), x[index],
-                             y[index], wrong, self.head, self.optimizer, self.generator,
-                             self.cost)
+                             y[index], wrong, self.classes, self.head, self.optimizer,
+                             self.generator, self.cost)
             bar.update()
             bar.set_postfix(self.postfix(totals.sum() / done))
         return tuple((totals / batches).tolist())
@@ -699,7 +703,7 @@ class _Run:
         return {"loss": f"{loss:.3f}", "train": f"{last:.3f}", "test": f"{test:.3f}"}
 
 
-def train_pulse_ff(split: DigitsSplit, layers: Sequence[Backend],
+def train_pulse_ff(split: Dataset, layers: Sequence[Backend],
                    config: PulseFFConfig | None = None, *, progress: bool = True,
                    ) -> PulseFFResult:
     """Train a Forward-Forward net held in the synapse crossbars ``layers`` by pulses.
@@ -707,9 +711,11 @@ def train_pulse_ff(split: DigitsSplit, layers: Sequence[Backend],
     Parameters
     ----------
     split
-        The digits (pixels 0..16).
+        The data set; its features are scaled to [0, 1] and quantised to the crossbar's
+        inputs.
     layers
-        One synapse crossbar backend per layer, input to output: layer 0 ``cols = 74``,
+        One synapse crossbar backend per layer, input to output: layer 0 ``cols`` = the
+        features and the classes,
         layer ``k`` ``cols`` = layer ``k - 1``'s ``rows`` (:func:`check_layers`). Their
         levels are programmed at the start and changed only by pulses (and refreshes).
     config
@@ -724,9 +730,10 @@ def train_pulse_ff(split: DigitsSplit, layers: Sequence[Backend],
     """
     config = config or PulseFFConfig()
     layers = list(layers)
-    check_layers(layers, split.x_train.shape[1])
-    x_train, y_train = np.asarray(split.x_train), np.asarray(split.y_train)
-    x_test, y_test = np.asarray(split.x_test), np.asarray(split.y_test)
+    check_layers(layers, split.features, split.classes)
+    classes = split.classes
+    x_train, y_train = split.scaled("train"), np.asarray(split.y_train)
+    x_test, y_test = split.scaled("test"), np.asarray(split.y_test)
     start = time.perf_counter()
     training = 0.0
     with seeded(config.seed) as torch_generator:
@@ -737,9 +744,9 @@ def train_pulse_ff(split: DigitsSplit, layers: Sequence[Backend],
             layer.program(generator.normal(0.0, config.init_std, (layer.rows, layer.cols)))
         head, optimizer = None, None
         if config.classifier == "softmax":
-            head = nn.Linear(sum(net[i].rows for i in readout), NUM_CLASSES)
+            head = nn.Linear(sum(net[i].rows for i in readout), classes)
             optimizer = torch.optim.Adam(head.parameters(), lr=config.head_lr)
-        run = _Run(net, config, head, optimizer, generator, torch_generator)
+        run = _Run(net, config, classes, head, optimizer, generator, torch_generator)
         batches = math.ceil(len(x_train) / config.batch_size)
         with tqdm(total=config.epochs * batches, desc="pulse-ff", disable=not progress) as bar:
             for epoch in range(config.epochs):
@@ -747,8 +754,8 @@ def train_pulse_ff(split: DigitsSplit, layers: Sequence[Backend],
                 run.curves.loss.append(run.epoch(epoch, x_train, y_train, batches, bar))
                 training += time.perf_counter() - began
                 run.curves.train_accuracy.append(
-                    float(np.mean(predict(net, config, x_train, head) == y_train)))
-                predictions = predict(net, config, x_test, head)
+                    float(np.mean(predict(net, config, x_train, classes, head) == y_train)))
+                predictions = predict(net, config, x_test, classes, head)
                 run.curves.test_accuracy.append(float(np.mean(predictions == y_test)))
                 bar.set_postfix(run.postfix(sum(run.curves.loss[-1])))
     curves = run.curves

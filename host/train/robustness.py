@@ -23,9 +23,9 @@ import numpy as np
 
 from hilt.host.backends.base import Backend
 from hilt.host.backends.physical import PhysicalBackend
-from hilt.host.train.ff import digits_tensors
+from hilt.host.train.ff import data_tensors
 from hilt.host.train.mfff import MFFFConfig, check_int, evaluate, train_mfff
-from hilt.quant.datasets import DigitsSplit
+from hilt.quant.datasets import Dataset
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _relative_change(after: np.ndarray, before: np.ndarray) -> float:
     return float(np.linalg.norm(after - before) / np.linalg.norm(before))
 
 
-def robustness_study(split: DigitsSplit, physical: Sequence[Backend | None],
+def robustness_study(split: Dataset, physical: Sequence[Backend | None],
                      config: MFFFConfig | None = None, *, strength: float = 0.25,
                      retrain_epochs: int = 3, perturb_seed: int = 0,
                      progress: bool = True) -> RobustnessResult:
@@ -71,7 +71,7 @@ def robustness_study(split: DigitsSplit, physical: Sequence[Backend | None],
     Parameters
     ----------
     split
-        The digits.
+        The data set.
     physical
         One entry per block, as :func:`~hilt.host.train.mfff.train_mfff` takes them;
         every backend must be a :class:`PhysicalBackend` (something that can be bumped).
@@ -107,7 +107,7 @@ def robustness_study(split: DigitsSplit, physical: Sequence[Backend | None],
         drift_change[i] = _relative_change(_parameters(backend), before[i])
     for i, backend in layers:
         backend.perturb(strength, seed=perturb_seed + i)
-    _, _, x_test, y_test = digits_tensors(split)
+    _, _, x_test, y_test = data_tensors(split)
     perturbed = evaluate(trained.net, physical, x_test, y_test)
     retrained = train_mfff(split, physical, replace(config, epochs=retrain_epochs),
                            init=trained.net, progress=progress)

@@ -29,23 +29,25 @@ import torch
 from hilt.host.backends import Backend, BackendError, check_backend, open_backend
 from hilt.host.backends.board_layer import as_layer
 from hilt.host.output_folder import OutputError, Staging, claim
-from hilt.host.train import ALGORITHMS, DATASETS
+from hilt.host.train import ALGORITHMS
 from hilt.host.train.ff import TrainingCurves
-from hilt.quant.datasets import load_digits_split
+from hilt.host.train.goodness import LabelLayout
+from hilt.quant.datasets import Dataset, load_dataset
 
-PULSE_BACKEND = "golden:icebreaker?pe=synapse&rows=64&cols=74"
-"""The crossbar ``ff-pulse`` trains without ``--backend``: one 64 x 74 layer of the
-iCEBreaker's 4-bit cells, in its golden twin."""
+PULSE_BACKEND = "golden:icebreaker?pe=synapse&rows=64&cols={cols}"
+"""The crossbar ``ff-pulse`` trains without ``--backend``: one layer of 64 rows of the
+iCEBreaker's 4-bit cells, in its golden twin, as wide as the data set's features and
+classes."""
 PHYSICAL_OUT = 256
 """Outputs of a ``physical:`` layer whose URL does not say ``out=``."""
 
 
 def block_urls(urls: Sequence[str], blocks: int, hidden: int,
-               label: str = "append") -> list[str | None]:
+               layout: LabelLayout) -> list[str | None]:
     """One backend URL per block: one given URL serves every block; ``none`` is a block
-    without a physical layer; a ``physical:`` URL gets the block's input width (``in=``)
-    and ``out=256`` unless it says otherwise. Blocks with the same board URL share that
-    one board (see :func:`open_layers`)."""
+    without a physical layer; a ``physical:`` URL gets the block's input width (``in=``,
+    from ``layout`` for block 0) and ``out=256`` unless it says otherwise. Blocks with the
+    same board URL share that one board (see :func:`open_layers`)."""
     from hilt.host.train.mfff import input_width
 
     if len(urls) not in (1, blocks):
@@ -63,7 +65,7 @@ def block_urls(urls: Sequence[str], blocks: int, hidden: int,
             base, _, query = url.partition("?")
             given = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
             added = [f"{name}={value}" for name, value in (
-                ("in", input_width(block, hidden, label=label)), ("out", PHYSICAL_OUT))
+                ("in", input_width(block, hidden, layout)), ("out", PHYSICAL_OUT))
                 if name not in given]
             url = base + "?" + "&".join([part for part in (query, *added) if part])
         result.append(url)
@@ -205,7 +207,7 @@ def checkpoint_path(out: str | Path) -> Path:
     return Path(out) / "checkpoints" / CHECKPOINT_NAME
 
 
-def _pulse_ff(split: Any, urls: Sequence[str], config: Any, progress: bool,
+def _pulse_ff(split: Dataset, urls: Sequence[str], config: Any, progress: bool,
               record: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
     """A pulse-trained Forward-Forward run on the crossbars ``urls`` (one a layer); its
     result and the levels read back from the crossbars at the end."""
@@ -231,7 +233,7 @@ def _pulse_ff(split: Any, urls: Sequence[str], config: Any, progress: bool,
     return result, state
 
 
-def _physical(algorithm: str, split: Any, urls: Sequence[str | None], config: Any,
+def _physical(algorithm: str, split: Dataset, urls: Sequence[str | None], config: Any,
               out: Path, checkpoint_every: int | None, resume: bool, progress: bool,
               record: dict[str, Any]) -> Any:
     """A model-free Forward-Forward or physics-aware run through the backends ``urls``
@@ -259,24 +261,29 @@ def _physical(algorithm: str, split: Any, urls: Sequence[str | None], config: An
 
 
 def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (),
-                 dataset: str = "digits", epochs: int | None = None, seed: int | None = None,
+                 dataset: str = "digits", data_dir: str | Path | None = None,
+                 epochs: int | None = None, seed: int | None = None,
                  checkpoint_every: int | None = None, resume: bool = False,
                  progress: bool = True, overrides: Mapping[str, str] | None = None,
                  force: bool = False) -> dict[str, Any]:
     """Train ``algorithm`` and write its results into ``out``; the results.
 
-    ``overrides`` set fields of the algorithm's config by name, from text (see
-    :func:`configure`); ``epochs`` and ``seed`` set the same fields and must agree with
-    them where both are given. Everything is checked, and ``out`` claimed
+    ``dataset`` names the data set (:func:`~hilt.quant.datasets.load_dataset`, with
+    ``data_dir`` the folder of a folder data set). ``overrides`` set fields of the
+    algorithm's config by name, from text (see :func:`configure`); ``epochs`` and ``seed``
+    set the same fields and must agree with them where both are given. Everything is
+    checked, the data set loaded, and ``out`` claimed
     (:func:`~hilt.host.output_folder.claim`), before training starts; the results replace
     an earlier run's only once this one has finished, and its checkpoint is then removed.
 
     Raises
     ------
     ValueError
-        An unknown algorithm, dataset or config field, a value a field does not take,
+        An unknown algorithm or config field, a value a field does not take,
         ``epochs`` or ``seed`` against ``overrides``, or backends given to a digital
         algorithm.
+    DatasetError
+        A data set that cannot be loaded (an unknown name, a missing or malformed file).
     OutputError
         ``out`` holds another kind of run, cannot be written, or holds the checkpoint of
         an unfinished run while neither ``resume`` nor ``force`` is given.
@@ -287,9 +294,6 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)} (the data sets that "
-                         f"ship with the install), got {dataset!r}")
     if backends and algorithm in ("ff", "backprop"):
         raise ValueError(f"{algorithm} trains digital layers in-process; --backend is for "
                          f"mfff, pat and ff-pulse")
@@ -299,11 +303,13 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     _setting("epochs", epochs, settings)
     _setting("seed", seed, settings)
     config = configure(default_config(algorithm), settings)
+    split = load_dataset(dataset, data_dir, config.seed)
     if algorithm in ("mfff", "pat"):
         urls: list[str | None] = block_urls(backends or ["physical:optical"], config.blocks,
-                                            config.hidden, config.label)
+                                            config.hidden, LabelLayout.of(split, config.label))
     else:
-        urls = list(backends or ([PULSE_BACKEND] if algorithm == "ff-pulse" else []))
+        default = PULSE_BACKEND.format(cols=split.features + split.classes)
+        urls = list(backends or ([default] if algorithm == "ff-pulse" else []))
     for url in dict.fromkeys(url for url in urls if url is not None):
         check_backend(url)
     out = claim(out, "train", force=force)
@@ -312,8 +318,8 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
         raise OutputError(f"{out} holds the checkpoint of an unfinished run ({checkpoint}); "
                           f"add --resume to continue it, or --force to start afresh and "
                           f"replace it")
-    split = load_digits_split(config.seed)
-    record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset, "seed": config.seed}
+    record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset,
+                              "data": split.describe(), "seed": config.seed}
     with Staging(out) as stage:
         if algorithm == "ff":
             from hilt.host.train.ff import train_ff
