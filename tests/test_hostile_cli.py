@@ -87,7 +87,7 @@ def _unchanged(out, before):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--set", "hiden=64"], "--set hiden: BackpropConfig has no such field"),
-    (["--set", "hidden=100000000"], "hidden = (100000000,): need one or more layer widths, "
+    (["--set", "hidden=100000000"], "hidden = (100000000,): accepted one or more layer widths, "
                                     "ints from 1 to 8192"),
     (["--set", "seed=5", "--seed", "3"], "--seed 3 and --set seed=5 disagree"),
     (["--set", "epochs=3", "--epochs", "2"], "--epochs 2 and --set epochs=3 disagree"),

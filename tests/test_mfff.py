@@ -90,7 +90,7 @@ class FakeBackend(Backend):
     ("seed", -1, "an int from 0 to 4294967295"),
     ("label_value", "1", "a finite number > 0"),
     ("classifier", "knn", "('softmax', 'goodness')"),
-    ("stats_momentum", 1.5, "a finite number > 0 and <= 1.0"),
+    ("stats_momentum", 1.5, "a finite number > 0 and <= 1"),
 ])
 def test_a_bad_setting_is_refused_by_name(field, value, accepted):
     with pytest.raises(ValueError) as info:

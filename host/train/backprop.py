@@ -8,7 +8,6 @@ Forward-Forward run, so the two can be plotted and compared side by side.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -17,14 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from hilt.host.train.checks import check_int, check_number, check_seed, check_widths
 from hilt.host.train.ff import (
     TrainingCurves,
     accuracy,
     batches,
-    check_count,
-    check_positive,
-    check_seed,
-    check_widths,
     data_tensors,
     seeded,
 )
@@ -61,13 +57,10 @@ class BackpropConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", check_widths("hidden", self.hidden))
-        check_positive("lr", self.lr)
-        decay = self.weight_decay
-        if not (isinstance(decay, int | float) and not isinstance(decay, bool)
-                and math.isfinite(decay) and decay >= 0):
-            raise ValueError(f"weight_decay = {decay!r}: need a finite number >= 0")
-        check_count("epochs", self.epochs)
-        check_count("batch_size", self.batch_size)
+        check_number("lr", self.lr)
+        check_number("weight_decay", self.weight_decay, minimum=0.0, inclusive=True)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
         check_seed(self.seed)
 
 

@@ -41,18 +41,24 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from copy import deepcopy
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hilt.host.arguments import SEED_MAX
+from hilt.host.train.checks import (
+    check_choice,
+    check_indices,
+    check_int,
+    check_number,
+    check_seed,
+    check_widths,
+)
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LOSSES,
@@ -149,30 +155,19 @@ class FFConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", check_widths("hidden", self.hidden))
         check_choice("goodness", self.goodness, GOODNESS_MODES)
-        check_positive("threshold", self.threshold, allow_none=True)
+        check_number("threshold", self.threshold, allow_none=True)
         check_choice("loss", self.loss, tuple(LOSSES))
-        check_positive("alpha", self.alpha, allow_none=True)
-        check_positive("lr", self.lr)
-        check_count("epochs", self.epochs)
-        check_count("batch_size", self.batch_size)
+        check_number("alpha", self.alpha, allow_none=True)
+        check_number("lr", self.lr)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
         check_seed(self.seed)
-        if self.predict_layers is not None:
-            layers = tuple(self.predict_layers)
-            valid = range(len(self.hidden))
-            if (not layers or len(set(layers)) != len(layers)
-                    or any(not is_int(i) or i not in valid for i in layers)):
-                raise ValueError(
-                    f"predict_layers = {self.predict_layers!r}: need distinct layer indices "
-                    f"in 0..{len(self.hidden) - 1}, or None for all but the first"
-                )
-            object.__setattr__(self, "predict_layers", layers)
+        object.__setattr__(self, "predict_layers",
+                           check_indices("predict_layers", self.predict_layers, len(self.hidden)))
         check_choice("classifier", self.classifier, CLASSIFIERS)
-        check_positive("label_value", self.label_value)
+        check_number("label_value", self.label_value)
         check_choice("negatives", self.negatives, NEGATIVES)
-        decay = self.ema_decay
-        if not (isinstance(decay, int | float) and not isinstance(decay, bool)
-                and 0 <= decay < 1):
-            raise ValueError(f"ema_decay = {decay!r}: need a number in [0, 1); 0 turns it off")
+        check_number("ema_decay", self.ema_decay, minimum=0.0, inclusive=True, below=1.0)
 
     def layer_threshold(self, layer: int) -> float:
         """The threshold of hidden layer ``layer`` (see :attr:`threshold`)."""
@@ -191,58 +186,6 @@ class FFConfig:
         if self.predict_layers is not None:
             return self.predict_layers
         return tuple(range(1, len(self.hidden))) or (0,)
-
-
-MAX_WIDTH = 8192
-"""The widest layer a config takes: 8192 x 8192 weights and their Adam state are 1 GiB."""
-MAX_COUNT = 1_000_000
-"""The most epochs, batch size or other count a config takes."""
-
-
-def is_int(value: object) -> bool:
-    """Whether ``value`` is an integer (Python or numpy), not a bool."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def check_widths(name: str, widths: Sequence[int]) -> tuple[int, ...]:
-    """``widths`` as a tuple, refused unless it is one or more ints >= 1."""
-    try:
-        values = tuple(widths)
-    except TypeError:
-        values = ()
-    if not values or any(not is_int(width) or not 1 <= width <= MAX_WIDTH
-                         for width in values):
-        raise ValueError(f"{name} = {widths!r}: need one or more layer widths, ints from 1 "
-                         f"to {MAX_WIDTH}")
-    return values
-
-
-def check_choice(name: str, value: object, accepted: tuple[str, ...]) -> None:
-    """Refuse ``value`` unless it is one of ``accepted``, naming the field and the choices."""
-    if value not in accepted:
-        raise ValueError(f"{name} = {value!r}: accepted {', '.join(map(repr, accepted))}")
-
-
-def check_count(name: str, value: object) -> None:
-    """Refuse ``value`` unless it is an int from 1 to :data:`MAX_COUNT`."""
-    if not is_int(value) or not 1 <= value <= MAX_COUNT:
-        raise ValueError(f"{name} = {value!r}: need an int from 1 to {MAX_COUNT}")
-
-
-def check_seed(value: object) -> None:
-    """Refuse ``value`` unless it is a seed every generator takes."""
-    if not is_int(value) or not 0 <= value <= SEED_MAX:
-        raise ValueError(f"seed = {value!r}: need an int from 0 to {SEED_MAX}")
-
-
-def check_positive(name: str, value: object, *, allow_none: bool = False) -> None:
-    """Refuse ``value`` unless it is a finite number > 0 (or None where ``allow_none``)."""
-    if value is None and allow_none:
-        return
-    number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
-        accepted = "a finite number > 0" + (", or None" if allow_none else "")
-        raise ValueError(f"{name} = {value!r}: need {accepted}")
 
 
 def unit_rms(h: torch.Tensor) -> torch.Tensor:

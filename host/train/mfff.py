@@ -99,7 +99,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend, BackendError
 from hilt.host.train.checkpoint import (
     CheckpointError,
@@ -109,9 +108,15 @@ from hilt.host.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from hilt.host.train.ff import (
-    MAX_COUNT,
+from hilt.host.train.checks import (
     MAX_WIDTH,
+    check_choice,
+    check_flag,
+    check_int,
+    check_number,
+    check_seed,
+)
+from hilt.host.train.ff import (
     TrainingCurves,
     accuracy,
     data_tensors,
@@ -150,43 +155,6 @@ MAX_BLOCKS = 64
 """The most blocks a config takes."""
 CHECKPOINT_NAME = "mfff.pt"
 """The one checkpoint file a run keeps in its ``checkpoint_dir`` (overwritten each time)."""
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def check_int(name: str, value: object, minimum: int, maximum: int = MAX_COUNT) -> None:
-    """Refuse ``value`` unless it is an int in ``minimum..maximum``, naming the field and
-    the value."""
-    if not _is_int(value) or not minimum <= value <= maximum:
-        raise ValueError(f"{name} = {value!r}: accepted an int from {minimum} to {maximum}")
-
-
-def check_number(name: str, value: object, *, allow_none: bool = False,
-                 at_most: float | None = None) -> None:
-    """Refuse ``value`` unless it is a finite number > 0 (<= ``at_most``), or an allowed None."""
-    if value is None and allow_none:
-        return
-    ok = (isinstance(value, int | float | np.number) and not isinstance(value, bool)
-          and bool(np.isfinite(value)) and value > 0
-          and (at_most is None or value <= at_most))
-    if not ok:
-        accepted = "a finite number > 0" + (f" and <= {at_most}" if at_most is not None else "")
-        accepted += " or None" if allow_none else ""
-        raise ValueError(f"{name} = {value!r}: accepted {accepted}")
-
-
-def check_choice(name: str, value: object, accepted: Sequence[str]) -> None:
-    """Refuse ``value`` unless it is one of ``accepted``."""
-    if not isinstance(value, str) or value not in accepted:
-        raise ValueError(f"{name} = {value!r}: accepted {tuple(accepted)}")
-
-
-def check_flag(name: str, value: object) -> None:
-    """Refuse ``value`` unless it is a bool."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} = {value!r}: accepted True or False")
 
 
 @dataclass(frozen=True)
@@ -259,7 +227,7 @@ class MFFFConfig:
         check_number("lr", self.lr)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0, SEED_MAX)
+        check_seed(self.seed)
         check_number("label_value", self.label_value)
         check_choice("label", self.label, LABEL_PLACES)
         check_choice("classifier", self.classifier, CLASSIFIERS)

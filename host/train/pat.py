@@ -55,10 +55,16 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend
-from hilt.host.train.ff import (
+from hilt.host.train.checks import (
     MAX_WIDTH,
+    check_choice,
+    check_flag,
+    check_int,
+    check_number,
+    check_seed,
+)
+from hilt.host.train.ff import (
     TrainingCurves,
     accuracy,
     data_tensors,
@@ -68,10 +74,6 @@ from hilt.host.train.goodness import LABEL_PLACES, LabelLayout, embed_neutral
 from hilt.host.train.mfff import (
     MAX_BLOCKS,
     build_blocks,
-    check_choice,
-    check_flag,
-    check_int,
-    check_number,
     check_physical,
     measure,
     physical_queries,
@@ -132,7 +134,7 @@ class PATConfig:
         check_number("lr", self.lr)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0, SEED_MAX)
+        check_seed(self.seed)
         check_number("label_value", self.label_value)
         check_choice("label", self.label, LABEL_PLACES)
         check_number("stats_momentum", self.stats_momentum, at_most=1.0)

@@ -108,9 +108,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hilt.host.arguments import SEED_MAX
 from hilt.host.backends.base import Backend, BackendError
 from hilt.host.protocol.synapse_layout import Slot
+from hilt.host.train.checks import (
+    check_choice,
+    check_indices,
+    check_int,
+    check_number,
+    check_seed,
+)
 from hilt.host.train.ff import TrainingCurves, seeded
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
@@ -120,7 +126,6 @@ from hilt.host.train.goodness import (
     negative_labels,
     normalize,
 )
-from hilt.host.train.mfff import check_choice, check_int, check_number
 from hilt.quant.datasets import Dataset
 
 RULES = ("bidirectional", "unidirectional")
@@ -214,7 +219,7 @@ class PulseFFConfig:
         check_choice("rule", self.rule, RULES)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0, SEED_MAX)
+        check_seed(self.seed)
         check_number("lr", self.lr)
         check_number("lr_end", self.lr_end, allow_none=True)
         if self.slots is not None:
@@ -226,13 +231,8 @@ class PulseFFConfig:
         check_choice("loss", self.loss, tuple(LOSSES))
         check_number("threshold", self.threshold, allow_none=True)
         check_number("alpha", self.alpha, allow_none=True)
-        if self.predict_layers is not None:
-            layers = tuple(self.predict_layers)
-            if not layers or len(set(layers)) != len(layers) or not all(
-                    isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers):
-                raise ValueError(f"predict_layers = {self.predict_layers!r}: accepted distinct "
-                                 f"layer indices >= 0, or None for all layers")
-            object.__setattr__(self, "predict_layers", layers)
+        object.__setattr__(self, "predict_layers",
+                           check_indices("predict_layers", self.predict_layers, None))
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_number("head_lr", self.head_lr)
         if self.refresh_pulses is not None:
