@@ -8,8 +8,9 @@ import torch
 
 from hilt.host.backends import BackendError, open_backend
 from hilt.host.backends.board_layer import BoardLayer, as_layer, random_configuration
+from hilt.host.train.blocks import input_width, physical_queries
 from hilt.host.train.goodness import LabelLayout
-from hilt.host.train.mfff import MFFFConfig, input_width, physical_queries, train_mfff
+from hilt.host.train.mfff import MFFFConfig, train_mfff
 from hilt.host.train.run import block_urls, close_layers, open_layers
 from hilt.quant.binary_golden import popcount_matches
 

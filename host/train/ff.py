@@ -39,7 +39,6 @@ exponential moving average of the trained one (:attr:`FFConfig.ema_decay`).
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,7 +67,7 @@ from hilt.host.train.goodness import (
     hard_negative_labels,
     local_loss,
     negative_labels,
-    normalize,
+    unit_rms,
 )
 from hilt.quant.datasets import Dataset
 
@@ -186,11 +185,6 @@ class FFConfig:
         if self.predict_layers is not None:
             return self.predict_layers
         return tuple(range(1, len(self.hidden))) or (0,)
-
-
-def unit_rms(h: torch.Tensor) -> torch.Tensor:
-    """Rows of ``h`` :func:`normalize`-d to unit length, then scaled to unit RMS per component."""
-    return normalize(h) * math.sqrt(h.shape[1])
 
 
 class FFNet(nn.Module):

@@ -21,6 +21,7 @@ Label embedding
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -225,3 +226,10 @@ def normalize(h: torch.Tensor, eps: float = NORMALIZE_EPS) -> torch.Tensor:
     below already decided.
     """
     return h / (h.norm(dim=1, keepdim=True) + eps)
+
+
+def unit_rms(h: torch.Tensor) -> torch.Tensor:
+    """Rows of ``h`` :func:`normalize`-d to unit length, then scaled to unit root mean
+    square per component: what a Forward-Forward layer hands the next one, O(1) entries
+    whatever the width."""
+    return normalize(h) * math.sqrt(h.shape[1])

@@ -91,7 +91,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 import torch
@@ -99,7 +98,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from hilt.host.backends.base import Backend, BackendError
+from hilt.host.backends.base import Backend
+from hilt.host.train.blocks import (
+    MAX_BLOCKS,
+    build_blocks,
+    check_physical,
+    measure,
+    physical_queries,
+)
 from hilt.host.train.checkpoint import (
     CheckpointError,
     check_tensors,
@@ -132,7 +138,7 @@ from hilt.host.train.goodness import (
     goodness,
     local_loss,
     negative_labels,
-    normalize,
+    unit_rms,
 )
 from hilt.quant.datasets import Dataset
 
@@ -148,11 +154,6 @@ MEAN_THRESHOLD = 1.0
 SYMMETRIC_ALPHA = 4.0
 """Default sharpness of the symmetric loss per unit of mean goodness (/ width for "sum")."""
 
-STANDARDIZE_EPS = 1e-5
-"""Added to the variance when standardising, so a constant feature maps to 0, not to inf."""
-
-MAX_BLOCKS = 64
-"""The most blocks a config takes."""
 CHECKPOINT_NAME = "mfff.pt"
 """The one checkpoint file a run keeps in its ``checkpoint_dir`` (overwritten each time)."""
 
@@ -256,130 +257,6 @@ class MFFFConfig:
         return tuple(range(self.blocks))
 
 
-class Standardizer(nn.Module):
-    """Per-feature standardisation with running statistics that backprop never touches.
-
-    ``mean`` and ``var`` are buffers: the first :meth:`update` sets them to a batch's
-    statistics, later ones move them by ``momentum`` towards each batch's.
-    """
-
-    def __init__(self, features: int, momentum: float) -> None:
-        super().__init__()
-        self.momentum = momentum
-        self.register_buffer("mean", torch.zeros(features))
-        self.register_buffer("var", torch.ones(features))
-        self.register_buffer("calibrated", torch.tensor(False))
-
-    @torch.no_grad()
-    def update(self, m: torch.Tensor) -> None:
-        """Fold the measurements ``m`` (N, features) into the statistics."""
-        mean, var = m.mean(dim=0), m.var(dim=0, unbiased=False)
-        if not bool(self.calibrated):
-            self.mean.copy_(mean)
-            self.var.copy_(var)
-            self.calibrated.fill_(True)
-        else:
-            self.mean.lerp_(mean, self.momentum)
-            self.var.lerp_(var, self.momentum)
-
-    def forward(self, m: torch.Tensor) -> torch.Tensor:
-        return (m - self.mean) / torch.sqrt(self.var + STANDARDIZE_EPS)
-
-
-class Block(nn.Module):
-    """The digital half of a block: standardise the measurement, then Linear + ReLU.
-
-    ``skip`` (only meaningful with a physical layer) concatenates the block input to
-    the standardised measurement.
-    """
-
-    def __init__(self, in_features: int, measured_features: int, hidden: int, *, skip: bool,
-                 momentum: float) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.skip = skip
-        self.standardize = Standardizer(measured_features, momentum)
-        self.digital = nn.Linear(measured_features + (in_features if skip else 0), hidden)
-
-    def forward(self, m: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Activities (N, hidden) from measurements ``m`` of the block inputs ``u``."""
-        z = self.standardize(m)
-        if self.skip:
-            z = torch.cat([z, u], dim=1)
-        return F.relu(self.digital(z))
-
-    def macs(self) -> int:
-        """Multiply-accumulates of one forward pass of one sample."""
-        return self.digital.in_features * self.digital.out_features
-
-
-def unit_rms(h: torch.Tensor) -> torch.Tensor:
-    """Rows of ``h`` normalised to unit root mean square: what the next block gets as input."""
-    return normalize(h) * math.sqrt(h.shape[1])
-
-
-def input_width(block: int, hidden: int, layout: LabelLayout) -> int:
-    """Width of block ``block``'s input: the features and the label as ``layout`` places
-    them for block 0, ``hidden`` after."""
-    return layout.width if block == 0 else hidden
-
-
-def _suggest(url: str, width: int) -> str:
-    """A URL like ``url`` but ``width`` wide at its input, or a plain hint if it is not physical."""
-    scheme, _, rest = url.partition(":")
-    if scheme != "physical":
-        return f"a backend whose input width is {width}"
-    name, _, query = rest.partition("?")
-    options = dict(parse_qsl(query))
-    options["in"] = str(width)
-    return f"open physical:{name}?{urlencode(options)}"
-
-
-def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
-                   layout: LabelLayout) -> None:
-    """Refuse physical layers that do not fit ``blocks`` blocks of width ``hidden``, naming
-    the block and what would fit.
-
-    Raises
-    ------
-    ValueError
-        ``physical`` does not hold one entry (a backend or None) per block.
-    BackendError
-        A backend cannot run forward, or its input width is not its block's input width.
-    """
-    if len(physical) != blocks:
-        raise ValueError(f"physical has {len(physical)} entries but the config has "
-                         f"{blocks} blocks; give one backend (or None) per block")
-    for i, backend in enumerate(physical):
-        if backend is None:
-            continue
-        if not isinstance(backend, Backend):
-            raise ValueError(f"physical[{i}] = {backend!r}: accepted a Backend or None")
-        backend.require("forward", why=f"block {i} measures its inputs through it")
-        width = input_width(i, hidden, layout)
-        if backend.in_features != width:
-            what = layout.describe() if i == 0 else f"block {i - 1}'s {hidden} activities"
-            raise BackendError(f"block {i}: its physical layer {backend.url} takes "
-                               f"{backend.in_features} features but the block's input has "
-                               f"{width} ({what}); {_suggest(backend.url, width)}")
-
-
-def build_blocks(config: Any, physical: Sequence[Backend | None],
-                 layout: LabelLayout) -> nn.ModuleList:
-    """One digital :class:`Block` per physical layer (checked first), each sized to its
-    block's input and to what its layer measures; MF-FF and PAT share the architecture
-    (``config`` is an :class:`MFFFConfig` or a :class:`~hilt.host.train.pat.PATConfig`)."""
-    check_physical(physical, config.blocks, config.hidden, layout)
-    blocks = nn.ModuleList()
-    for i, backend in enumerate(physical):
-        width = input_width(i, config.hidden, layout)
-        measured = width if backend is None else backend.out_features
-        blocks.append(Block(width, measured, config.hidden,
-                            skip=config.skip and backend is not None,
-                            momentum=config.stats_momentum))
-    return blocks
-
-
 class MFFFNet(nn.Module):
     """The trainable, digital part of an MF-FF network: one :class:`Block` per physical layer,
     and the softmax head if the config has one.
@@ -405,24 +282,6 @@ class MFFFNet(nn.Module):
         if self.head is None:
             return self.layout.classes * blocks
         return blocks + self.head.in_features * self.head.out_features
-
-
-def measure(backend: Backend | None, u: torch.Tensor) -> torch.Tensor:
-    """The backend's measurements of the inputs ``u`` as a float32 tensor; ``u`` itself for None.
-
-    The backend only ever receives a detached numpy array: no autograd graph can reach it.
-    """
-    if backend is None:
-        return u
-    readings = backend.forward(u.detach().cpu().numpy())
-    return torch.as_tensor(np.asarray(readings), dtype=torch.float32)
-
-
-def physical_queries(physical: Sequence[Backend | None]) -> int:
-    """Input vectors measured so far by all the backends in ``physical``, each counted once
-    where one serves several blocks."""
-    distinct = {id(backend.stats): backend.stats for backend in physical if backend is not None}
-    return sum(stats.queries for stats in distinct.values())
 
 
 @torch.no_grad()

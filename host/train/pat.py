@@ -18,7 +18,7 @@ Inputs
     (:func:`~hilt.host.train.goodness.embed_neutral`): a constant that carries nothing,
     there only so that PAT drives the very same physical layers (same widths, same
     transmission matrices) as MF-FF. Block ``i + 1`` gets ``h_i`` normalised to unit
-    root mean square (:func:`~hilt.host.train.mfff.unit_rms`), as in MF-FF, but not
+    root mean square (:func:`~hilt.host.train.goodness.unit_rms`), as in MF-FF, but not
     detached: the gradient flows through it.
 
 Twins
@@ -56,6 +56,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hilt.host.backends.base import Backend
+from hilt.host.train.blocks import (
+    MAX_BLOCKS,
+    build_blocks,
+    check_physical,
+    measure,
+    physical_queries,
+)
 from hilt.host.train.checks import (
     MAX_WIDTH,
     check_choice,
@@ -70,15 +77,7 @@ from hilt.host.train.ff import (
     data_tensors,
     seeded,
 )
-from hilt.host.train.goodness import LABEL_PLACES, LabelLayout, embed_neutral
-from hilt.host.train.mfff import (
-    MAX_BLOCKS,
-    build_blocks,
-    check_physical,
-    measure,
-    physical_queries,
-    unit_rms,
-)
+from hilt.host.train.goodness import LABEL_PLACES, LabelLayout, embed_neutral, unit_rms
 from hilt.quant.datasets import Dataset
 
 HELD_OUT = 0.1

@@ -124,7 +124,7 @@ from hilt.host.train.goodness import (
     goodness,
     local_loss,
     negative_labels,
-    normalize,
+    unit_rms,
 )
 from hilt.quant.datasets import Dataset
 
@@ -426,7 +426,7 @@ class CrossbarLayer:
 
     def quantise(self, h: torch.Tensor) -> np.ndarray:
         """The next layer's integer inputs from this layer's activities (module docstring)."""
-        u = normalize(h) * math.sqrt(h.shape[1])
+        u = unit_rms(h)
         step = INPUT_CLIP_RMS / self.in_high
         return np.clip(np.rint(u.numpy() / step), 0, self.in_high).astype(np.int64)
 
@@ -579,7 +579,7 @@ def head_features(net: Sequence[CrossbarLayer], config: PulseFFConfig, features:
     for i, layer in enumerate(net):
         h = F.relu(layer.preactivations(x))
         if i in readout:
-            read.append(normalize(h) * math.sqrt(h.shape[1]))
+            read.append(unit_rms(h))
         if i + 1 < len(net):
             x = net[i + 1].quantise(h)
     return torch.cat(read, dim=1).float()
@@ -648,7 +648,7 @@ def _batch(net: Sequence[CrossbarLayer], config: PulseFFConfig, lr: float,
         updates.append((layer, delta, x))
         h = F.relu(a.detach())
         if neutral is not None and i in readout:
-            features.append(normalize(h[2 * n:]) * math.sqrt(layer.rows))
+            features.append(unit_rms(h[2 * n:]))
         if i + 1 < len(net):
             x = net[i + 1].quantise(h[:2 * n])
             if neutral is not None:

@@ -48,7 +48,7 @@ def block_urls(urls: Sequence[str], blocks: int, hidden: int,
     without a physical layer; a ``physical:`` URL gets the block's input width (``in=``,
     from ``layout`` for block 0) and ``out=256`` unless it says otherwise. Blocks with the
     same board URL share that one board (see :func:`open_layers`)."""
-    from hilt.host.train.mfff import input_width
+    from hilt.host.train.blocks import input_width
 
     if len(urls) not in (1, blocks):
         raise BackendError(f"give one --backend for every block or one for all {blocks}, "
