@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hilt.host.train.backprop import BackpropConfig, mlp, train_backprop
-from hilt.host.train.ff import FFConfig, FFNet, data_tensors, predict, train_ff
+from hilt.host.train.ff import FFConfig, FFNet, predict, train_ff
 from hilt.host.train.goodness import (
     LOSSES,
     embed_label,
@@ -31,6 +31,7 @@ from hilt.host.train.goodness import (
     normalize,
     symmetric_loss,
 )
+from hilt.host.train.seeding import data_tensors
 from hilt.quant.datasets import Dataset, load_digits
 
 C = 10

@@ -8,22 +8,18 @@ Forward-Forward run, so the two can be plotted and compared side by side.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from hilt.host.train.checks import check_int, check_number, check_seed, check_widths
-from hilt.host.train.ff import (
-    TrainingCurves,
-    accuracy,
-    batches,
-    data_tensors,
-    seeded,
-)
+from hilt.host.train.curves import TrainingCurves, accuracy
+from hilt.host.train.epochs import StepReport, run_epochs
+from hilt.host.train.seeding import batches, data_tensors, seeded
 from hilt.quant.datasets import Dataset
 
 
@@ -99,7 +95,7 @@ def train_backprop(split: Dataset, config: BackpropConfig | None = None, *,
                    progress: bool = True) -> BackpropResult:
     """Train :func:`mlp` end to end on ``split`` and evaluate it every epoch.
 
-    Deterministic for ``config.seed``; ``progress`` shows a tqdm bar over epochs with
+    Deterministic for ``config.seed``; ``progress`` shows a tqdm bar over the steps with
     the running loss and accuracy.
     """
     config = config or BackpropConfig()
@@ -109,23 +105,26 @@ def train_backprop(split: Dataset, config: BackpropConfig | None = None, *,
         net = mlp(x_train.shape[1], config.hidden, split.classes)
         optimizer = torch.optim.Adam(net.parameters(), lr=config.lr,
                                      weight_decay=config.weight_decay)
-        curves = TrainingCurves()
-        bar = tqdm(range(config.epochs), desc="backprop", disable=not progress)
-        for _ in bar:
+
+        def train_epoch(_: int, report: StepReport) -> tuple[float, ...]:
             total = 0.0
             order = batches(len(x_train), config.batch_size, generator)
-            for index in order:
+            for done, index in enumerate(order, start=1):
                 loss = F.cross_entropy(net(x_train[index]), y_train[index])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 total += float(loss.detach())
-            curves.loss.append((total / len(order),))
-            with torch.no_grad():
-                curves.train_accuracy.append(accuracy(net(x_train).argmax(dim=1), y_train))
-                curves.test_accuracy.append(accuracy(net(x_test).argmax(dim=1), y_test))
-            bar.set_postfix(loss=f"{curves.loss[-1][0]:.3f}",
-                            train=f"{curves.train_accuracy[-1]:.3f}",
-                            test=f"{curves.test_accuracy[-1]:.3f}")
+                report(total / done)
+            return (total / len(order),)
+
+        @torch.no_grad()
+        def evaluate() -> tuple[float, float]:
+            return (accuracy(net(x_train).argmax(dim=1), y_train),
+                    accuracy(net(x_test).argmax(dim=1), y_test))
+
+        curves = run_epochs("backprop", epochs=config.epochs,
+                            steps_per_epoch=math.ceil(len(x_train) / config.batch_size),
+                            train_epoch=train_epoch, evaluate=evaluate, progress=progress)
     return BackpropResult(config, net, curves, curves.test_accuracy[-1],
                           time.perf_counter() - start)

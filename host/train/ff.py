@@ -39,16 +39,14 @@ exponential moving average of the trained one (:attr:`FFConfig.ema_decay`).
 from __future__ import annotations
 
 import itertools
+import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from hilt.host.train.checks import (
     check_choice,
@@ -58,6 +56,8 @@ from hilt.host.train.checks import (
     check_seed,
     check_widths,
 )
+from hilt.host.train.curves import TrainingCurves, accuracy
+from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LOSSES,
@@ -69,6 +69,7 @@ from hilt.host.train.goodness import (
     negative_labels,
     unit_rms,
 )
+from hilt.host.train.seeding import batches, data_tensors, seeded
 from hilt.quant.datasets import Dataset
 
 CLASSIFIERS = ("goodness", "softmax")
@@ -253,21 +254,6 @@ def predict(net: FFNet, x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class TrainingCurves:
-    """Per-epoch learning curves, the same shape for every trainer in this package.
-
-    ``loss[e]`` holds one mean loss per trained part at epoch ``e`` (per hidden layer for
-    Forward-Forward, then the softmax head if there is one; a single entry for
-    backprop). The accuracies are measured after each epoch, on the whole train and
-    test sets.
-    """
-
-    loss: list[tuple[float, ...]] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)
-    test_accuracy: list[float] = field(default_factory=list)
-
-
-@dataclass
 class FFResult:
     """A finished Forward-Forward run."""
 
@@ -280,45 +266,6 @@ class FFResult:
     """Wall time of the training, evaluation after each epoch included."""
 
 
-def data_tensors(data: Dataset) -> tuple[torch.Tensor, ...]:
-    """``(x_train, y_train, x_test, y_test)`` as torch tensors, features scaled to [0, 1]
-    by the data set's range."""
-    return (
-        torch.from_numpy(data.scaled("train")),
-        torch.as_tensor(data.y_train, dtype=torch.long),
-        torch.from_numpy(data.scaled("test")),
-        torch.as_tensor(data.y_test, dtype=torch.long),
-    )
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[torch.Generator]:
-    """Run a block deterministically: one CPU thread and torch's RNG seeded, both restored after.
-
-    Yields a generator, seeded from ``seed`` too, for shuffles and negative labels, so
-    that the global RNG only serves parameter initialisation.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield torch.Generator().manual_seed(seed + 1)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
-    """Share of ``predicted`` equal to ``labels``."""
-    return float((predicted == labels).float().mean())
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-    """Indices 0..n-1 in a fresh random order, cut into batches of ``batch_size``
-    (the last may be short)."""
-    return torch.randperm(n, generator=generator).split(batch_size)
-
-
 def train_ff(split: Dataset, config: FFConfig | None = None, *,
              progress: bool = True) -> FFResult:
     """Train an :class:`FFNet` by Forward-Forward on ``split`` and evaluate it every epoch.
@@ -328,7 +275,7 @@ def train_ff(split: Dataset, config: FFConfig | None = None, *,
     the softmax head, if configured, takes one step on the same batch. The net returned
     and evaluated is the running average of the trained one (see
     :attr:`FFConfig.ema_decay`). Deterministic for ``config.seed``. ``progress`` shows a
-    tqdm bar over epochs with the running loss and accuracy.
+    tqdm bar over the steps with the running loss and accuracy.
     """
     config = config or FFConfig()
     x_train, y_train, x_test, y_test = data_tensors(split)
@@ -339,17 +286,17 @@ def train_ff(split: Dataset, config: FFConfig | None = None, *,
         optimizers = [torch.optim.Adam(layer.parameters(), lr=config.lr) for layer in net.layers]
         if net.head is not None:
             optimizers.append(torch.optim.Adam(net.head.parameters(), lr=config.lr))
-        curves = TrainingCurves()
         steps = 0
-        bar = tqdm(range(config.epochs), desc="forward-forward", disable=not progress)
-        for _ in bar:
+
+        def train_epoch(_: int, report: StepReport) -> tuple[float, ...]:
+            nonlocal steps
             hard = None
             if config.negatives == "hard":
                 with torch.no_grad():
                     hard = hard_negative_labels(net.label_goodness(x_train), y_train, generator)
             order = batches(len(x_train), config.batch_size, generator)
             totals = torch.zeros(len(optimizers))
-            for index in order:
+            for done, index in enumerate(order, start=1):
                 wrong = (negative_labels(y_train[index], net.num_classes, generator)
                          if hard is None else hard[index])
                 losses = torch.stack(_local_losses(net, x_train[index], y_train[index], wrong))
@@ -362,12 +309,15 @@ def train_ff(split: Dataset, config: FFConfig | None = None, *,
                 if averaged is not net:
                     _average_into(averaged, net, min(config.ema_decay, (1 + steps) / (10 + steps)))
                 totals += losses.detach()
-            curves.loss.append(tuple((totals / len(order)).tolist()))
-            curves.train_accuracy.append(accuracy(predict(averaged, x_train), y_train))
-            curves.test_accuracy.append(accuracy(predict(averaged, x_test), y_test))
-            bar.set_postfix(loss=f"{sum(curves.loss[-1]):.3f}",
-                            train=f"{curves.train_accuracy[-1]:.3f}",
-                            test=f"{curves.test_accuracy[-1]:.3f}")
+                report(float(totals.sum()) / done)
+            return tuple((totals / len(order)).tolist())
+
+        curves = run_epochs(
+            "forward-forward", epochs=config.epochs,
+            steps_per_epoch=math.ceil(len(x_train) / config.batch_size),
+            train_epoch=train_epoch, progress=progress,
+            evaluate=lambda: (accuracy(predict(averaged, x_train), y_train),
+                              accuracy(predict(averaged, x_test), y_test)))
     return FFResult(config, averaged, curves, curves.test_accuracy[-1],
                     time.perf_counter() - start)
 

@@ -96,7 +96,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from hilt.host.backends.base import Backend
 from hilt.host.train.blocks import (
@@ -122,12 +121,8 @@ from hilt.host.train.checks import (
     check_number,
     check_seed,
 )
-from hilt.host.train.ff import (
-    TrainingCurves,
-    accuracy,
-    data_tensors,
-    seeded,
-)
+from hilt.host.train.curves import TrainingCurves, accuracy
+from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LABEL_PLACES,
@@ -140,6 +135,7 @@ from hilt.host.train.goodness import (
     negative_labels,
     unit_rms,
 )
+from hilt.host.train.seeding import data_tensors, seeded
 from hilt.quant.datasets import Dataset
 
 SCHEDULES = ("joint", "greedy")
@@ -588,37 +584,43 @@ def train_mfff(split: Dataset, physical: Sequence[Backend | None],
         if resume and path.exists():
             run = _restore(path, ckpt_config, net, optimizers, generator, physical)
         steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-        with tqdm(total=config.total_epochs() * steps_per_epoch, initial=run.step,
-                  desc="mf-ff", disable=not progress) as bar:
-            while run.epoch < config.total_epochs():
-                if run.order is None:
-                    run.order = torch.randperm(len(x_train), generator=generator)
-                    run.batch, run.totals = 0, [0.0] * len(optimizers)
-                trained = config.trained_blocks(run.epoch)
-                order = run.order.split(config.batch_size)
-                while run.batch < len(order):
-                    index = order[run.batch]
-                    step_start = time.perf_counter()
-                    _optimise(net, physical, optimizers, x_train[index], y_train[index],
-                              trained, generator, run)
-                    run.train_seconds += time.perf_counter() - step_start
-                    bar.update()
-                    bar.set_postfix(loss=f"{np.nansum(run.totals) / run.batch:.3f}",
-                                    train=f"{(run.curves.train_accuracy or [math.nan])[-1]:.3f}",
-                                    test=f"{(run.curves.test_accuracy or [math.nan])[-1]:.3f}")
-                    if checkpoint_every is not None and run.step % checkpoint_every == 0:
-                        run.seconds += time.perf_counter() - start
-                        start = time.perf_counter()
-                        _save(path, ckpt_config, net, optimizers, generator, physical, run)
-                    if on_step is not None:
-                        on_step(run.step)
-                before = physical_queries(physical)
-                run.curves.train_accuracy.append(evaluate(net, physical, x_train, y_train))
-                run.curves.test_accuracy.append(evaluate(net, physical, x_test, y_test))
-                run.eval_queries += physical_queries(physical) - before
-                run.curves.loss.append(tuple(total / len(order) for total in run.totals))
-                run.epoch += 1
-                run.order = None
+
+        def train_epoch(epoch: int, report: StepReport) -> tuple[float, ...]:
+            nonlocal start
+            if run.order is None:
+                run.order = torch.randperm(len(x_train), generator=generator)
+                run.batch, run.totals = 0, [0.0] * len(optimizers)
+            trained = config.trained_blocks(epoch)
+            order = run.order.split(config.batch_size)
+            while run.batch < len(order):
+                index = order[run.batch]
+                step_start = time.perf_counter()
+                _optimise(net, physical, optimizers, x_train[index], y_train[index],
+                          trained, generator, run)
+                run.train_seconds += time.perf_counter() - step_start
+                report(float(np.nansum(run.totals)) / run.batch)
+                if checkpoint_every is not None and run.step % checkpoint_every == 0:
+                    run.seconds += time.perf_counter() - start
+                    start = time.perf_counter()
+                    _save(path, ckpt_config, net, optimizers, generator, physical, run)
+                if on_step is not None:
+                    on_step(run.step)
+            return tuple(total / len(order) for total in run.totals)
+
+        def evaluate_epoch() -> tuple[float, float]:
+            before = physical_queries(physical)
+            measured = (evaluate(net, physical, x_train, y_train),
+                        evaluate(net, physical, x_test, y_test))
+            run.eval_queries += physical_queries(physical) - before
+            return measured
+
+        def end_epoch(epoch: int) -> None:
+            run.epoch, run.order = epoch + 1, None
+
+        run_epochs("mf-ff", epochs=config.total_epochs(), steps_per_epoch=steps_per_epoch,
+                   train_epoch=train_epoch, evaluate=evaluate_epoch, progress=progress,
+                   curves=run.curves, first_epoch=run.epoch, first_step=run.step,
+                   end_epoch=end_epoch)
     run.seconds += time.perf_counter() - start
     samples_epochs = len(x_train) * config.total_epochs()
     physical_blocks = sum(backend is not None for backend in physical)

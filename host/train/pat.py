@@ -53,7 +53,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from hilt.host.backends.base import Backend
 from hilt.host.train.blocks import (
@@ -71,13 +70,10 @@ from hilt.host.train.checks import (
     check_number,
     check_seed,
 )
-from hilt.host.train.ff import (
-    TrainingCurves,
-    accuracy,
-    data_tensors,
-    seeded,
-)
+from hilt.host.train.curves import TrainingCurves, accuracy
+from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.goodness import LABEL_PLACES, LabelLayout, embed_neutral, unit_rms
+from hilt.host.train.seeding import data_tensors, seeded
 from hilt.quant.datasets import Dataset
 
 HELD_OUT = 0.1
@@ -328,33 +324,37 @@ def train_pat(split: Dataset, physical: Sequence[Backend | None],
         parts = [*net.blocks, net.head]
         optimizer = torch.optim.Adam([p for part in parts for p in part.parameters()],
                                      lr=config.lr)
-        curves = TrainingCurves()
         queries = eval_queries = steps = 0
-        steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-        with tqdm(total=config.epochs * steps_per_epoch, desc="pat",
-                  disable=not progress) as bar:
-            for _ in range(config.epochs):
-                total = 0.0
-                order = torch.randperm(len(x_train), generator=generator).split(config.batch_size)
-                for count, index in enumerate(order, 1):
-                    before = physical_queries(physical)
-                    loss = F.cross_entropy(_logits(net, physical, x_train[index], train=True),
-                                           y_train[index])
-                    queries += physical_queries(physical) - before
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach())
-                    steps += 1
-                    bar.update()
-                    bar.set_postfix(loss=f"{total / count:.3f}",
-                                    train=f"{(curves.train_accuracy or [math.nan])[-1]:.3f}",
-                                    test=f"{(curves.test_accuracy or [math.nan])[-1]:.3f}")
+
+        def train_epoch(_: int, report: StepReport) -> tuple[float, ...]:
+            nonlocal queries, steps
+            total = 0.0
+            order = torch.randperm(len(x_train), generator=generator).split(config.batch_size)
+            for done, index in enumerate(order, start=1):
                 before = physical_queries(physical)
-                curves.train_accuracy.append(evaluate(net, physical, x_train, y_train))
-                curves.test_accuracy.append(evaluate(net, physical, x_test, y_test))
-                eval_queries += physical_queries(physical) - before
-                curves.loss.append((total / len(order),))
+                loss = F.cross_entropy(_logits(net, physical, x_train[index], train=True),
+                                       y_train[index])
+                queries += physical_queries(physical) - before
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+                steps += 1
+                report(total / done)
+            return (total / len(order),)
+
+        def evaluate_epoch() -> tuple[float, float]:
+            nonlocal eval_queries
+            before = physical_queries(physical)
+            measured = (evaluate(net, physical, x_train, y_train),
+                        evaluate(net, physical, x_test, y_test))
+            eval_queries += physical_queries(physical) - before
+            return measured
+
+        curves = run_epochs("pat", epochs=config.epochs,
+                            steps_per_epoch=math.ceil(len(x_train) / config.batch_size),
+                            train_epoch=train_epoch, evaluate=evaluate_epoch,
+                            progress=progress)
     samples_epochs = len(x_train) * config.epochs
     train_macs = twin_macs + samples_epochs * net.step_macs()
     return PATResult(

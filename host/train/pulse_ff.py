@@ -106,7 +106,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from hilt.host.backends.base import Backend, BackendError
 from hilt.host.protocol.synapse_layout import Slot
@@ -117,7 +116,8 @@ from hilt.host.train.checks import (
     check_number,
     check_seed,
 )
-from hilt.host.train.ff import TrainingCurves, seeded
+from hilt.host.train.curves import TrainingCurves
+from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LOSSES,
@@ -126,6 +126,7 @@ from hilt.host.train.goodness import (
     negative_labels,
     unit_rms,
 )
+from hilt.host.train.seeding import seeded
 from hilt.quant.datasets import Dataset
 
 RULES = ("bidirectional", "unidirectional")
@@ -681,7 +682,7 @@ class _Run:
     curves: TrainingCurves = field(default_factory=TrainingCurves)
 
     def epoch(self, epoch: int, x: np.ndarray, y: np.ndarray, batches: int,
-              bar: tqdm) -> tuple[float, ...]:
+              report: StepReport) -> tuple[float, ...]:
         """One pass over the shuffled training set; the mean loss of every layer (and
         of the head)."""
         order = torch.randperm(len(x), generator=self.torch_generator).numpy()
@@ -692,15 +693,8 @@ class _Run:
             totals += _batch(self.net, self.config, self.config.epoch_lr(epoch), x[index],
                              y[index], wrong, self.classes, self.head, self.optimizer,
                              self.generator, self.cost)
-            bar.update()
-            bar.set_postfix(self.postfix(totals.sum() / done))
+            report(float(totals.sum()) / done)
         return tuple((totals / batches).tolist())
-
-    def postfix(self, loss: float) -> dict[str, str]:
-        """The progress bar's running loss and the last epoch's accuracies."""
-        last = (self.curves.train_accuracy or [math.nan])[-1]
-        test = (self.curves.test_accuracy or [math.nan])[-1]
-        return {"loss": f"{loss:.3f}", "train": f"{last:.3f}", "test": f"{test:.3f}"}
 
 
 def train_pulse_ff(split: Dataset, layers: Sequence[Backend],
@@ -748,16 +742,24 @@ def train_pulse_ff(split: Dataset, layers: Sequence[Backend],
             optimizer = torch.optim.Adam(head.parameters(), lr=config.head_lr)
         run = _Run(net, config, classes, head, optimizer, generator, torch_generator)
         batches = math.ceil(len(x_train) / config.batch_size)
-        with tqdm(total=config.epochs * batches, desc="pulse-ff", disable=not progress) as bar:
-            for epoch in range(config.epochs):
-                began = time.perf_counter()
-                run.curves.loss.append(run.epoch(epoch, x_train, y_train, batches, bar))
-                training += time.perf_counter() - began
-                run.curves.train_accuracy.append(
-                    float(np.mean(predict(net, config, x_train, classes, head) == y_train)))
-                predictions = predict(net, config, x_test, classes, head)
-                run.curves.test_accuracy.append(float(np.mean(predictions == y_test)))
-                bar.set_postfix(run.postfix(sum(run.curves.loss[-1])))
+        predictions = np.empty(0, dtype=np.int64)
+
+        def train_epoch(epoch: int, report: StepReport) -> tuple[float, ...]:
+            nonlocal training
+            began = time.perf_counter()
+            losses = run.epoch(epoch, x_train, y_train, batches, report)
+            training += time.perf_counter() - began
+            return losses
+
+        def evaluate() -> tuple[float, float]:
+            nonlocal predictions
+            predictions = predict(net, config, x_test, classes, head)
+            return (float(np.mean(predict(net, config, x_train, classes, head) == y_train)),
+                    float(np.mean(predictions == y_test)))
+
+        run_epochs("pulse-ff", epochs=config.epochs, steps_per_epoch=batches,
+                   train_epoch=train_epoch, evaluate=evaluate, progress=progress,
+                   curves=run.curves)
     curves = run.curves
     return PulseFFResult(
         config=config, curves=curves, test_accuracy=curves.test_accuracy[-1],

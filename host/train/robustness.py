@@ -24,8 +24,8 @@ import numpy as np
 from hilt.host.backends.base import Backend
 from hilt.host.backends.physical import PhysicalBackend
 from hilt.host.train.checks import check_int
-from hilt.host.train.ff import data_tensors
 from hilt.host.train.mfff import MFFFConfig, evaluate, train_mfff
+from hilt.host.train.seeding import data_tensors
 from hilt.quant.datasets import Dataset
 
 

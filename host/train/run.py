@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -30,7 +29,7 @@ from hilt.host.backends import Backend, BackendError, check_backend, open_backen
 from hilt.host.backends.board_layer import as_layer
 from hilt.host.output_folder import OutputError, Staging, claim
 from hilt.host.train import ALGORITHMS
-from hilt.host.train.ff import TrainingCurves
+from hilt.host.train.curves import plot_curves
 from hilt.host.train.goodness import LabelLayout
 from hilt.quant.datasets import Dataset, load_dataset
 
@@ -132,31 +131,6 @@ def configure(config: Any, overrides: Mapping[str, str]) -> Any:
         return replace(config, **changes)
     except ValueError as error:
         raise ValueError(f"--set: {error}") from None
-
-
-def plot_curves(curves: TrainingCurves, title: str, path: Path) -> Path:
-    """Accuracy and loss per epoch, side by side, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = range(1, len(curves.test_accuracy) + 1)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(epochs, curves.train_accuracy, label="train")
-    left.plot(epochs, curves.test_accuracy, label="test")
-    left.set(xlabel="epoch", ylabel="accuracy", title=title)
-    left.legend()
-    for part in range(len(curves.loss[0]) if curves.loss else 0):
-        values = [losses[part] for losses in curves.loss]
-        if not all(math.isnan(v) for v in values):
-            right.plot(epochs, values, label=f"part {part}")
-    right.set(xlabel="epoch", ylabel="loss", title="local losses")
-    right.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
 
 
 def _setting(name: str, option: int | None, overrides: dict[str, str]) -> None:
