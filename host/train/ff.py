@@ -69,6 +69,7 @@ from hilt.host.train.goodness import (
     negative_labels,
     unit_rms,
 )
+from hilt.host.train.readout import Readout
 from hilt.host.train.seeding import batches, data_tensors, seeded
 from hilt.quant.datasets import Dataset
 
@@ -225,32 +226,35 @@ class FFNet(nn.Module):
             out.append(h)
         return out
 
-    def head_features(self, x: torch.Tensor) -> torch.Tensor:
-        """What the softmax head reads for pixels ``x`` (N, F): the read-out layers'
-        normalised, detached activities for the neutral label, concatenated."""
-        acts = self.activities(embed_neutral(x, self.num_classes, self.config.label_value))
-        return torch.cat([unit_rms(acts[i]).detach() for i in self.readout], dim=1)
+    def as_readout(self) -> Readout:
+        """The net as prediction reads it: labels appended, the read-out layers' goodness
+        summed, or the softmax head."""
+        c, value = self.num_classes, self.config.label_value
+
+        def embed(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+            if labels is None:
+                return embed_neutral(x, c, value)
+            return embed_label(x, labels, c, value)
+
+        def read(u: torch.Tensor) -> list[torch.Tensor]:
+            acts = self.activities(u)
+            return [acts[i] for i in self.readout]
+
+        return Readout(c, embed, read, self.config.goodness, self.head)
 
     def label_goodness(self, x: torch.Tensor) -> torch.Tensor:
-        """For pixels ``x`` (N, F), the goodness summed over the read-out layers for
+        """For features ``x`` (N, F), the goodness summed over the read-out layers for
         every candidate label embedded: (N, C), one batch of N * C through the net."""
-        n, c = x.shape[0], self.num_classes
-        labels = torch.arange(c).repeat_interleave(n)
-        acts = self.activities(embed_label(x.repeat(c, 1), labels, c, self.config.label_value))
-        scores = sum(goodness(acts[i], self.config.goodness) for i in self.readout)
-        return scores.reshape(c, n).T
+        return self.as_readout().label_goodness(x)
 
 
-@torch.no_grad()
 def predict(net: FFNet, x: torch.Tensor) -> torch.Tensor:
-    """Predicted labels (N,) for pixels ``x`` (N, F) scaled to [0, 1].
+    """Predicted labels (N,) for features ``x`` (N, F) scaled to [0, 1].
 
     With the "goodness" classifier, the label whose embedding gives the highest goodness
     summed over the read-out layers; with "softmax", the head's most likely class.
     """
-    if net.head is not None:
-        return net.head(net.head_features(x)).argmax(dim=1)
-    return net.label_goodness(x).argmax(dim=1)
+    return net.as_readout().predict(x)
 
 
 @dataclass
@@ -350,5 +354,5 @@ def _local_losses(net: FFNet, x: torch.Tensor, y: torch.Tensor,
         for i, (h_pos, h_neg) in enumerate(zip(positive, negative, strict=True))
     ]
     if net.head is not None:
-        losses.append(F.cross_entropy(net.head(net.head_features(x)), y))
+        losses.append(F.cross_entropy(net.head(net.as_readout().head_features(x)), y))
     return losses

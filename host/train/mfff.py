@@ -135,6 +135,7 @@ from hilt.host.train.goodness import (
     negative_labels,
     unit_rms,
 )
+from hilt.host.train.readout import Readout
 from hilt.host.train.seeding import data_tensors, seeded
 from hilt.quant.datasets import Dataset
 
@@ -280,35 +281,25 @@ class MFFFNet(nn.Module):
         return blocks + self.head.in_features * self.head.out_features
 
 
-@torch.no_grad()
-def head_features(net: MFFFNet, physical: Sequence[Backend | None],
-                  x: torch.Tensor) -> torch.Tensor:
-    """What the softmax head reads: every block's unit-RMS activities for the neutral label."""
-    layout = net.layout
-    u = embed_neutral(x, layout.classes, net.config.label_value, layout.into)
-    features = []
-    for block, backend in zip(net.blocks, physical, strict=True):
-        u = unit_rms(block(measure(backend, u), u))
-        features.append(u)
-    return torch.cat(features, dim=1)
+def as_readout(net: MFFFNet, physical: Sequence[Backend | None]) -> Readout:
+    """The net as prediction reads it, measuring through ``physical``: every block's
+    goodness summed, or the softmax head on every block's activities."""
+    layout, value = net.layout, net.config.label_value
 
+    def embed(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            return embed_neutral(x, layout.classes, value, layout.into)
+        return embed_label(x, labels, layout.classes, value, layout.into)
 
-@torch.no_grad()
-def label_goodness(net: MFFFNet, physical: Sequence[Backend | None],
-                   x: torch.Tensor) -> torch.Tensor:
-    """Goodness summed over all blocks for every candidate label: (N, C).
+    def read(u: torch.Tensor) -> list[torch.Tensor]:
+        acts = []
+        for block, backend in zip(net.blocks, physical, strict=True):
+            h = block(measure(backend, u), u)
+            acts.append(h)
+            u = unit_rms(h)
+        return acts
 
-    All ``C * N`` embedded inputs go to each physical layer in one call.
-    """
-    n, c = len(x), net.layout.classes
-    labels = torch.arange(c).repeat_interleave(n)
-    u = embed_label(x.repeat(c, 1), labels, c, net.config.label_value, net.layout.into)
-    scores = torch.zeros(c * n)
-    for block, backend in zip(net.blocks, physical, strict=True):
-        h = block(measure(backend, u), u)
-        scores += goodness(h, net.config.goodness)
-        u = unit_rms(h)
-    return scores.view(c, n).T
+    return Readout(layout.classes, embed, read, net.config.goodness, net.head)
 
 
 @torch.no_grad()
@@ -321,9 +312,7 @@ def predict(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor) -
         raise ValueError(f"x must be (N, {net.layout.features}), the features the net was "
                          f"built for, got {tuple(x.shape)}")
     check_physical(physical, net.config.blocks, net.config.hidden, net.layout)
-    if net.head is not None:
-        return net.head(head_features(net, physical, x)).argmax(dim=1)
-    return label_goodness(net, physical, x).argmax(dim=1)
+    return as_readout(net, physical).predict(x)
 
 
 def evaluate(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor,

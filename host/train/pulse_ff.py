@@ -126,6 +126,7 @@ from hilt.host.train.goodness import (
     negative_labels,
     unit_rms,
 )
+from hilt.host.train.readout import Readout
 from hilt.host.train.seeding import seeded
 from hilt.quant.datasets import Dataset
 
@@ -551,49 +552,34 @@ def _readout(config: PulseFFConfig, layers: int) -> tuple[int, ...]:
     return chosen
 
 
-def label_goodness(net: Sequence[CrossbarLayer], config: PulseFFConfig, features: np.ndarray,
-                   classes: int) -> torch.Tensor:
-    """Goodness summed over the read-out layers for every candidate label, (N, C): all
-    ``C * N`` inputs in one FORWARD call per layer."""
-    n = len(features)
-    labels = np.repeat(np.arange(classes), n)
-    x = embed(np.tile(features, (classes, 1)), labels, net[0].in_high, classes,
-              config.label_value)
-    scores = torch.zeros(classes * n, dtype=torch.float64)
+def as_readout(net: Sequence[CrossbarLayer], config: PulseFFConfig, classes: int,
+               head: nn.Linear | None = None) -> Readout:
+    """The crossbars as prediction reads them: one FORWARD call per layer for all the
+    inputs, the read-out layers' goodness summed, or the head."""
     readout = _readout(config, len(net))
-    for i, layer in enumerate(net):
-        h = F.relu(layer.preactivations(x))
-        if i in readout:
-            scores += goodness(h, config.goodness)
-        if i + 1 < len(net):
-            x = net[i + 1].quantise(h)
-    return scores.view(classes, n).T
 
+    def place(features: np.ndarray, labels: torch.Tensor | None) -> np.ndarray:
+        chosen = None if labels is None else labels.numpy()
+        return embed(features, chosen, net[0].in_high, classes, config.label_value)
 
-def head_features(net: Sequence[CrossbarLayer], config: PulseFFConfig, features: np.ndarray,
-                  classes: int) -> torch.Tensor:
-    """What the softmax head reads: the read-out layers' unit-RMS activities for the
-    neutral label, float32."""
-    x = embed(features, None, net[0].in_high, classes, config.label_value)
-    readout = _readout(config, len(net))
-    read = []
-    for i, layer in enumerate(net):
-        h = F.relu(layer.preactivations(x))
-        if i in readout:
-            read.append(unit_rms(h))
-        if i + 1 < len(net):
-            x = net[i + 1].quantise(h)
-    return torch.cat(read, dim=1).float()
+    def read(x: np.ndarray) -> list[torch.Tensor]:
+        acts = []
+        for i, layer in enumerate(net):
+            h = F.relu(layer.preactivations(x))
+            if i in readout:
+                acts.append(h)
+            if i + 1 < len(net):
+                x = net[i + 1].quantise(h)
+        return acts
+
+    return Readout(classes, place, read, config.goodness, head)
 
 
 def predict(net: Sequence[CrossbarLayer], config: PulseFFConfig, features: np.ndarray,
             classes: int, head: nn.Linear | None = None) -> np.ndarray:
     """Predicted labels of ``features`` (N, F) in [0, 1]: by the head where given, else
     by goodness. Only measures: no pulse, no refresh."""
-    with torch.no_grad():
-        if head is not None:
-            return head(head_features(net, config, features, classes)).argmax(dim=1).numpy()
-        return label_goodness(net, config, features, classes).argmax(dim=1).numpy()
+    return as_readout(net, config, classes, head).predict(features).numpy()
 
 
 @dataclass
