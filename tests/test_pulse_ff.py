@@ -15,17 +15,13 @@ import pytest
 
 from hilt.host.backends import BackendError, open_backend
 from hilt.host.protocol.synapse_layout import Slot
-from hilt.host.train.pulse_ff import (
-    RULES,
-    CrossbarLayer,
-    PulseCost,
-    PulseFFConfig,
+from hilt.host.train.crossbar_layer import CrossbarLayer, PulseCost
+from hilt.host.train.pulse_ff import RULES, PulseFFConfig, embed, train_pulse_ff
+from hilt.host.train.pulse_trains import (
     count_pulses,
-    embed,
     pair_updates,
     pulse_trains,
     remove_common,
-    train_pulse_ff,
     trains_to_slots,
 )
 from hilt.quant.datasets import Dataset
@@ -122,7 +118,7 @@ def test_the_refresh_keeps_every_weight_and_removes_the_common_part():
     assert np.array_equal(new_plus - new_minus, plus - minus)
     assert not np.minimum(new_plus, new_minus).any()
     with open_backend("golden:icebreaker?rows=4&cols=74") as backend:
-        layer = CrossbarLayer(backend, PulseFFConfig(rule="unidirectional", refresh_pulses=3))
+        layer = CrossbarLayer(backend, unidirectional=True, gain=8.0, refresh_pulses=3)
         rng = np.random.default_rng(4)
         plus, minus = rng.integers(0, 16, (4, 74)), rng.integers(0, 16, (4, 74))
         backend.load(plus=plus, minus=minus)

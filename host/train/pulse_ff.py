@@ -99,16 +99,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, urlencode
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hilt.host.backends.base import Backend, BackendError
-from hilt.host.protocol.synapse_layout import Slot
+from hilt.host.backends.base import Backend
 from hilt.host.train.checks import (
     check_choice,
     check_indices,
@@ -116,6 +114,7 @@ from hilt.host.train.checks import (
     check_number,
     check_seed,
 )
+from hilt.host.train.crossbar_layer import CrossbarLayer, PulseCost, check_layers
 from hilt.host.train.curves import TrainingCurves
 from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.goodness import (
@@ -137,15 +136,6 @@ of G+ or G- with refresh."""
 CLASSIFIERS = ("goodness", "softmax")
 """How a trained net is read out: best label by goodness, or a digital softmax head."""
 
-INPUT_CLIP_RMS = 3.0
-"""Between layers, a unit-RMS activity of this many RMS is quantised to ``in_high``."""
-
-REFRESH_FRACTION = 0.75
-"""The default refresh count is the nominal pulses that lift a cell from level 0 to this
-fraction of its range."""
-
-PULSE_OPERATIONS = ("forward", "load", "pulse", "read_state")
-"""What every layer's backend must do."""
 
 
 @dataclass(frozen=True)
@@ -258,277 +248,6 @@ class PulseFFConfig:
         if self.alpha is not None:
             return float(self.alpha)
         return 4.0 / (width if self.goodness == "sum" else 1)
-
-
-class PulseTrains(NamedTuple):
-    """One update as pulse trains: which rows and columns fire in each of ``T`` slots,
-    and which are negative (the same in every slot)."""
-
-    row_fire: np.ndarray
-    """(T, rows) bool."""
-    row_neg: np.ndarray
-    """(rows,) bool: the row's weights should fall (``delta_i > 0``)."""
-    col_fire: np.ndarray
-    """(T, cols) bool."""
-    col_neg: np.ndarray
-    """(cols,) bool: the input is negative."""
-
-
-def pulse_trains(delta: np.ndarray, x: np.ndarray, *, expected: float, slots: int,
-                 generator: np.random.Generator) -> PulseTrains:
-    """Stochastic pulse trains for the change ``-expected * delta x^T`` in pulses.
-
-    Cell ``(i, j)`` gets ``expected * |delta_i| * |x_j|`` coincidences on average over the
-    ``slots`` slots (fewer where a firing probability is capped at 1), lowering the weight
-    where ``delta_i * x_j > 0`` (module docstring).
-    """
-    delta, x = np.asarray(delta, dtype=np.float64), np.asarray(x, dtype=np.float64)
-    top_d, top_x = float(np.abs(delta).max(initial=0)), float(np.abs(x).max(initial=0))
-    row_draws = generator.random((slots, len(delta)))
-    col_draws = generator.random((slots, len(x)))
-    if top_d == 0 or top_x == 0:
-        p, q = np.zeros(len(delta)), np.zeros(len(x))
-    else:
-        m = math.sqrt(expected * top_d * top_x / slots)
-        p = np.minimum(1.0, np.abs(delta) * (m / top_d))
-        q = np.minimum(1.0, np.abs(x) * (m / top_x))
-    return PulseTrains(row_draws < p, delta > 0, col_draws < q, x < 0)
-
-
-def _mask(bits: np.ndarray) -> int:
-    """Bit i of the result is ``bits[i]``."""
-    return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
-
-
-def trains_to_slots(trains: PulseTrains, *, unidirectional: bool) -> list[Slot]:
-    """The update's slots, without those in which no cell is pulsed; the last has
-    ``last=True``. Empty if no cell is pulsed at all."""
-    row_neg, col_neg = _mask(trains.row_neg), _mask(trains.col_neg)
-    slots = [Slot(_mask(rows), row_neg & _mask(rows), _mask(cols), col_neg & _mask(cols),
-                  unidirectional, False)
-             for rows, cols in zip(trains.row_fire, trains.col_fire, strict=True)
-             if rows.any() and cols.any()]
-    if slots:
-        slots[-1] = slots[-1]._replace(last=True)
-    return slots
-
-
-def count_pulses(trains: PulseTrains, *, unidirectional: bool) -> tuple[int, int]:
-    """``(potentiation, depression)`` cell pulses of an update: per slot,
-    ``popcount(row_fire) * popcount(col_fire)`` coincidences; bidirectionally those with
-    exactly one negative side depress, unidirectionally every one potentiates a cell."""
-    rows, cols = trains.row_fire, trains.col_fire
-    total = int((rows.sum(axis=1) * cols.sum(axis=1)).sum())
-    if unidirectional:
-        return total, 0
-    down = ((rows & trains.row_neg).sum(axis=1) * (cols & ~trains.col_neg).sum(axis=1)
-            + (rows & ~trains.row_neg).sum(axis=1) * (cols & trains.col_neg).sum(axis=1))
-    depression = int(down.sum())
-    return total - depression, depression
-
-
-def cell_pulses(trains: PulseTrains) -> tuple[np.ndarray, np.ndarray]:
-    """Coincidences per cell that raise and that lower its weight, each (rows, cols)."""
-    counts = trains.row_fire.T.astype(np.int64) @ trains.col_fire.astype(np.int64)
-    lower = np.logical_xor.outer(trains.row_neg, trains.col_neg)
-    return np.where(lower, 0, counts), np.where(lower, counts, 0)
-
-
-def pair_updates(delta_pos: np.ndarray, delta_neg: np.ndarray, x_pos: np.ndarray,
-                 x_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The positive and negative updates of each sample as two rank-one updates whose
-    sum is the same, ``d_p x_p^T + d_n x_n^T = s S^T + t T^T`` with ``s = d_p + d_n``,
-    ``S = (x_p + x_n) / 2``, ``t = d_p - d_n``, ``T = (x_p - x_n) / 2``.
-
-    Where the two inputs agree (the pixels of layer 0), their opposite changes cancel
-    here rather than as up and down pulses on the same cells, which on a soft-bounds
-    cell would pull the weight towards its symmetric point; ``T`` holds only what
-    differs (the two label entries of layer 0). Returns ``(deltas, inputs)`` with the
-    sum updates first, ``(2N, rows)`` and ``(2N, cols)``.
-    """
-    deltas = np.concatenate([delta_pos + delta_neg, delta_pos - delta_neg])
-    inputs = np.concatenate([(x_pos + x_neg) / 2, (x_pos - x_neg) / 2])
-    return deltas, inputs
-
-
-def remove_common(plus: np.ndarray, minus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(G+, G-)`` with their common part ``min(G+, G-)`` removed: ``G+ - G-`` is kept and
-    the lower cell of every pair goes to 0."""
-    common = np.minimum(plus, minus)
-    return plus - common, minus - common
-
-
-@dataclass
-class PulseCost:
-    """What the updates of a run cost, all layers together (module docstring)."""
-
-    potentiation: int = 0
-    depression: int = 0
-    slots: int = 0
-    updates: int = 0
-    reads: int = 0
-    """Rows read back (READ frames) by refreshes."""
-    writes: int = 0
-    """Rows reprogrammed (WRITE frames) by refreshes; the initial programming not counted."""
-    refreshes: int = 0
-    """Read-backs of a whole crossbar; each is followed by a reprogramming when any pair
-    had a common part."""
-
-    @property
-    def pulses(self) -> int:
-        """Cell pulses, both kinds."""
-        return self.potentiation + self.depression
-
-
-class CrossbarLayer:
-    """One network layer held in a synapse crossbar backend: its scales, its rule, its
-    refresh bookkeeping. The backend is checked and opened by the caller."""
-
-    def __init__(self, backend: Backend, config: PulseFFConfig) -> None:
-        params = backend.describe()["target"]["params"]
-        self.backend = backend
-        self.rows, self.cols = backend.out_features, backend.in_features
-        self.max_level = (1 << params["state_bits"]) - 1
-        self.half = (self.max_level + 1) // 2
-        up, down = params["up"], params["down"]
-        self.reference = min(range(self.max_level + 1), key=lambda s: (
-            abs(up[s] - down[s]), abs(2 * s - self.max_level), s))
-        self.in_high = (1 << (params["in_bits"] - 1)) - 1
-        self.slots = config.slots or params["max_pulses"]
-        if self.slots > params["max_pulses"]:
-            raise BackendError(f"{backend.url}: slots = {self.slots} is more than its "
-                               f"max_pulses = {params['max_pulses']}; accepted 1.."
-                               f"{params['max_pulses']}, or None")
-        self.unidirectional = config.rule == "unidirectional"
-        step = (up[0] if self.unidirectional
-                else (up[self.reference] + down[self.reference]) / 2)
-        if step <= 0:
-            raise BackendError(f"{backend.url}: its cells do not move at the rule's working "
-                               f"level, so no pulse can train it")
-        self.dw = step / self.half
-        self.y_unit = self.half * self.in_high * math.sqrt(self.cols) / config.gain
-        self.refresh_pulses = config.refresh_pulses or _pulses_to(up, REFRESH_FRACTION)
-        self.since_refresh = np.zeros((2, self.rows, self.cols), dtype=np.int64)
-
-    def program(self, weights: np.ndarray) -> None:
-        """Program the initial weights (in weight units) as the rule lays them out."""
-        levels = np.rint(np.asarray(weights) * self.half).astype(np.int64)
-        if self.unidirectional:
-            plus = np.clip(levels, 0, self.max_level)
-            minus = np.clip(-levels, 0, self.max_level)
-        else:
-            plus = np.clip(self.reference + levels, 0, self.max_level)
-            minus = np.full_like(plus, self.reference)
-        self.backend.load(plus=plus, minus=minus)
-
-    def preactivations(self, x: np.ndarray) -> torch.Tensor:
-        """``a`` (float64) of the integer inputs ``x``, measured in one FORWARD call."""
-        y = self.backend.forward(np.asarray(x, dtype=np.int64))
-        return torch.as_tensor(y, dtype=torch.float64) / self.y_unit
-
-    def quantise(self, h: torch.Tensor) -> np.ndarray:
-        """The next layer's integer inputs from this layer's activities (module docstring)."""
-        u = unit_rms(h)
-        step = INPUT_CLIP_RMS / self.in_high
-        return np.clip(np.rint(u.numpy() / step), 0, self.in_high).astype(np.int64)
-
-    def update(self, delta: np.ndarray, x: np.ndarray, lr: float,
-               generator: np.random.Generator, cost: PulseCost) -> None:
-        """Send one update ``-lr delta_k x_k^T`` per row ``k`` of ``delta`` ((N, rows)) and
-        ``x`` (inputs in units of ``in_high``, (N, cols)), all in one PULSE call, counted
-        into ``cost``."""
-        expected = lr / self.dw
-        slots: list[Slot] = []
-        for d, u in zip(delta, x, strict=True):
-            trains = pulse_trains(d, u, expected=expected, slots=self.slots,
-                                  generator=generator)
-            sent = trains_to_slots(trains, unidirectional=self.unidirectional)
-            if not sent:
-                continue
-            potentiation, depression = count_pulses(trains, unidirectional=self.unidirectional)
-            cost.potentiation += potentiation
-            cost.depression += depression
-            cost.updates += 1
-            slots += sent
-            if self.unidirectional:
-                self.since_refresh += np.stack(cell_pulses(trains))
-        if slots:
-            self.backend.pulse(slots)
-            cost.slots += len(slots)
-
-    def update_pairs(self, delta: np.ndarray, x: np.ndarray, lr: float,
-                     generator: np.random.Generator, cost: PulseCost) -> None:
-        """Send the updates of ``N`` positive and ``N`` negative samples (``delta`` and
-        the integer inputs ``x`` stacked positive first, (2N, rows) and (2N, cols)) as
-        the two rank-one updates per pair of :func:`pair_updates`."""
-        n = len(delta) // 2
-        deltas, inputs = pair_updates(delta[:n], delta[n:], x[:n] / self.in_high,
-                                      x[n:] / self.in_high)
-        self.update(deltas, inputs, lr, generator, cost)
-
-    def refresh_if_due(self, cost: PulseCost) -> None:
-        """Unidirectional rule: read back and remove the common parts once some cell has
-        received :attr:`refresh_pulses` since the last refresh."""
-        if not self.unidirectional or self.since_refresh.max() < self.refresh_pulses:
-            return
-        state = self.backend.read_state()
-        cost.refreshes += 1
-        cost.reads += self.rows
-        self.since_refresh[:] = 0
-        plus, minus = state["plus"], state["minus"]
-        if np.minimum(plus, minus).any():
-            plus, minus = remove_common(plus, minus)
-            self.backend.load(plus=plus, minus=minus)
-            cost.writes += self.rows
-
-
-def _pulses_to(up: Sequence[int], fraction: float) -> int:
-    """Nominal up pulses from level 0 to ``fraction`` of the range (at least 1)."""
-    top, level, pulses = len(up) - 1, 0, 0
-    while level < fraction * top and up[level] > 0:
-        level, pulses = level + up[level], pulses + 1
-    return max(pulses, 1)
-
-
-def _suggest(url: str, cols: int) -> str:
-    """How to open a crossbar like ``url`` but ``cols`` wide."""
-    scheme, _, rest = url.partition(":")
-    if scheme not in ("golden", "cosim") or rest.startswith("socket://"):
-        return f"a synapse crossbar with cols={cols}"
-    name, _, query = rest.partition("?")
-    options = dict(parse_qsl(query))
-    options["cols"] = str(cols)
-    return f"cols={cols}, e.g. {scheme}:{name}?{urlencode(options)}"
-
-
-def check_layers(layers: Sequence[Backend], features: int, classes: int) -> None:
-    """Refuse layers that cannot hold a pulse-trained FF net on ``features`` features and
-    ``classes`` classes.
-
-    Raises
-    ------
-    ValueError
-        No layers, or an entry that is not a Backend.
-    BackendError
-        A backend cannot forward, load, pulse and read back (it is not a synapse
-        crossbar), or its input width is not what the layer below gives; the message
-        names the layer, both widths and the URL option that would fit.
-    """
-    if not layers:
-        raise ValueError("layers is empty: give one synapse crossbar backend per layer")
-    for i, backend in enumerate(layers):
-        if not isinstance(backend, Backend):
-            raise ValueError(f"layers[{i}] = {backend!r}: accepted a Backend")
-        backend.require(*PULSE_OPERATIONS,
-                        why=f"layer {i} of pulse-trained Forward-Forward keeps its weights "
-                            f"in it")
-        width = features + classes if i == 0 else layers[i - 1].out_features
-        if backend.in_features != width:
-            what = (f"{features} features + {classes} label entries" if i == 0
-                    else f"layer {i - 1}'s {width} rows")
-            raise BackendError(f"layer {i}: {backend.url} takes {backend.in_features} inputs "
-                               f"but its input has {width} ({what}); open it with "
-                               f"{_suggest(backend.url, width)}")
 
 
 def embed(features: np.ndarray, labels: np.ndarray | None, in_high: int, classes: int,
@@ -718,7 +437,9 @@ def train_pulse_ff(split: Dataset, layers: Sequence[Backend],
     training = 0.0
     with seeded(config.seed) as torch_generator:
         generator = np.random.default_rng(config.seed)
-        net = [CrossbarLayer(backend, config) for backend in layers]
+        net = [CrossbarLayer(backend, unidirectional=config.rule == "unidirectional",
+                             gain=config.gain, slots=config.slots,
+                             refresh_pulses=config.refresh_pulses) for backend in layers]
         readout = _readout(config, len(net))
         for layer in net:
             layer.program(generator.normal(0.0, config.init_std, (layer.rows, layer.cols)))

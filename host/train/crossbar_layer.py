@@ -1,0 +1,209 @@
+"""One network layer held in a synapse crossbar backend: its weight and input scales,
+programming, measuring, pulsing under a rule, refreshing, and the checks that a stack
+of crossbars can hold a Forward-Forward net."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+import numpy as np
+import torch
+
+from hilt.host.backends.base import Backend, BackendError
+from hilt.host.protocol.synapse_layout import Slot
+from hilt.host.train.goodness import unit_rms
+from hilt.host.train.pulse_trains import (
+    cell_pulses,
+    count_pulses,
+    pair_updates,
+    pulse_trains,
+    remove_common,
+    trains_to_slots,
+)
+
+INPUT_CLIP_RMS = 3.0
+"""Between layers, a unit-RMS activity of this many RMS is quantised to ``in_high``."""
+
+REFRESH_FRACTION = 0.75
+"""The default refresh count is the nominal pulses that lift a cell from level 0 to this
+fraction of its range."""
+
+PULSE_OPERATIONS = ("forward", "load", "pulse", "read_state")
+"""What every layer's backend must do."""
+
+
+@dataclass
+class PulseCost:
+    """What the updates of a run cost, all layers together (module docstring)."""
+
+    potentiation: int = 0
+    depression: int = 0
+    slots: int = 0
+    updates: int = 0
+    reads: int = 0
+    """Rows read back (READ frames) by refreshes."""
+    writes: int = 0
+    """Rows reprogrammed (WRITE frames) by refreshes; the initial programming not counted."""
+    refreshes: int = 0
+    """Read-backs of a whole crossbar; each is followed by a reprogramming when any pair
+    had a common part."""
+
+    @property
+    def pulses(self) -> int:
+        """Cell pulses, both kinds."""
+        return self.potentiation + self.depression
+
+
+class CrossbarLayer:
+    """One network layer held in a synapse crossbar backend: its scales, its rule, its
+    refresh bookkeeping. The backend is checked and opened by the caller."""
+
+    def __init__(self, backend: Backend, *, unidirectional: bool, gain: float,
+                 slots: int | None = None, refresh_pulses: int | None = None) -> None:
+        params = backend.describe()["target"]["params"]
+        self.backend = backend
+        self.rows, self.cols = backend.out_features, backend.in_features
+        self.max_level = (1 << params["state_bits"]) - 1
+        self.half = (self.max_level + 1) // 2
+        up, down = params["up"], params["down"]
+        self.reference = min(range(self.max_level + 1), key=lambda s: (
+            abs(up[s] - down[s]), abs(2 * s - self.max_level), s))
+        self.in_high = (1 << (params["in_bits"] - 1)) - 1
+        self.slots = slots or params["max_pulses"]
+        if self.slots > params["max_pulses"]:
+            raise BackendError(f"{backend.url}: slots = {self.slots} is more than its "
+                               f"max_pulses = {params['max_pulses']}; accepted 1.."
+                               f"{params['max_pulses']}, or None")
+        self.unidirectional = unidirectional
+        step = (up[0] if self.unidirectional
+                else (up[self.reference] + down[self.reference]) / 2)
+        if step <= 0:
+            raise BackendError(f"{backend.url}: its cells do not move at the rule's working "
+                               f"level, so no pulse can train it")
+        self.dw = step / self.half
+        self.y_unit = self.half * self.in_high * math.sqrt(self.cols) / gain
+        self.refresh_pulses = refresh_pulses or _pulses_to(up, REFRESH_FRACTION)
+        self.since_refresh = np.zeros((2, self.rows, self.cols), dtype=np.int64)
+
+    def program(self, weights: np.ndarray) -> None:
+        """Program the initial weights (in weight units) as the rule lays them out."""
+        levels = np.rint(np.asarray(weights) * self.half).astype(np.int64)
+        if self.unidirectional:
+            plus = np.clip(levels, 0, self.max_level)
+            minus = np.clip(-levels, 0, self.max_level)
+        else:
+            plus = np.clip(self.reference + levels, 0, self.max_level)
+            minus = np.full_like(plus, self.reference)
+        self.backend.load(plus=plus, minus=minus)
+
+    def preactivations(self, x: np.ndarray) -> torch.Tensor:
+        """``a`` (float64) of the integer inputs ``x``, measured in one FORWARD call."""
+        y = self.backend.forward(np.asarray(x, dtype=np.int64))
+        return torch.as_tensor(y, dtype=torch.float64) / self.y_unit
+
+    def quantise(self, h: torch.Tensor) -> np.ndarray:
+        """The next layer's integer inputs from this layer's activities (module docstring)."""
+        u = unit_rms(h)
+        step = INPUT_CLIP_RMS / self.in_high
+        return np.clip(np.rint(u.numpy() / step), 0, self.in_high).astype(np.int64)
+
+    def update(self, delta: np.ndarray, x: np.ndarray, lr: float,
+               generator: np.random.Generator, cost: PulseCost) -> None:
+        """Send one update ``-lr delta_k x_k^T`` per row ``k`` of ``delta`` ((N, rows)) and
+        ``x`` (inputs in units of ``in_high``, (N, cols)), all in one PULSE call, counted
+        into ``cost``."""
+        expected = lr / self.dw
+        slots: list[Slot] = []
+        for d, u in zip(delta, x, strict=True):
+            trains = pulse_trains(d, u, expected=expected, slots=self.slots,
+                                  generator=generator)
+            sent = trains_to_slots(trains, unidirectional=self.unidirectional)
+            if not sent:
+                continue
+            potentiation, depression = count_pulses(trains, unidirectional=self.unidirectional)
+            cost.potentiation += potentiation
+            cost.depression += depression
+            cost.updates += 1
+            slots += sent
+            if self.unidirectional:
+                self.since_refresh += np.stack(cell_pulses(trains))
+        if slots:
+            self.backend.pulse(slots)
+            cost.slots += len(slots)
+
+    def update_pairs(self, delta: np.ndarray, x: np.ndarray, lr: float,
+                     generator: np.random.Generator, cost: PulseCost) -> None:
+        """Send the updates of ``N`` positive and ``N`` negative samples (``delta`` and
+        the integer inputs ``x`` stacked positive first, (2N, rows) and (2N, cols)) as
+        the two rank-one updates per pair of :func:`pair_updates`."""
+        n = len(delta) // 2
+        deltas, inputs = pair_updates(delta[:n], delta[n:], x[:n] / self.in_high,
+                                      x[n:] / self.in_high)
+        self.update(deltas, inputs, lr, generator, cost)
+
+    def refresh_if_due(self, cost: PulseCost) -> None:
+        """Unidirectional rule: read back and remove the common parts once some cell has
+        received :attr:`refresh_pulses` since the last refresh."""
+        if not self.unidirectional or self.since_refresh.max() < self.refresh_pulses:
+            return
+        state = self.backend.read_state()
+        cost.refreshes += 1
+        cost.reads += self.rows
+        self.since_refresh[:] = 0
+        plus, minus = state["plus"], state["minus"]
+        if np.minimum(plus, minus).any():
+            plus, minus = remove_common(plus, minus)
+            self.backend.load(plus=plus, minus=minus)
+            cost.writes += self.rows
+
+
+def _pulses_to(up: Sequence[int], fraction: float) -> int:
+    """Nominal up pulses from level 0 to ``fraction`` of the range (at least 1)."""
+    top, level, pulses = len(up) - 1, 0, 0
+    while level < fraction * top and up[level] > 0:
+        level, pulses = level + up[level], pulses + 1
+    return max(pulses, 1)
+
+
+def _suggest(url: str, cols: int) -> str:
+    """How to open a crossbar like ``url`` but ``cols`` wide."""
+    scheme, _, rest = url.partition(":")
+    if scheme not in ("golden", "cosim") or rest.startswith("socket://"):
+        return f"a synapse crossbar with cols={cols}"
+    name, _, query = rest.partition("?")
+    options = dict(parse_qsl(query))
+    options["cols"] = str(cols)
+    return f"cols={cols}, e.g. {scheme}:{name}?{urlencode(options)}"
+
+
+def check_layers(layers: Sequence[Backend], features: int, classes: int) -> None:
+    """Refuse layers that cannot hold a pulse-trained FF net on ``features`` features and
+    ``classes`` classes.
+
+    Raises
+    ------
+    ValueError
+        No layers, or an entry that is not a Backend.
+    BackendError
+        A backend cannot forward, load, pulse and read back (it is not a synapse
+        crossbar), or its input width is not what the layer below gives; the message
+        names the layer, both widths and the URL option that would fit.
+    """
+    if not layers:
+        raise ValueError("layers is empty: give one synapse crossbar backend per layer")
+    for i, backend in enumerate(layers):
+        if not isinstance(backend, Backend):
+            raise ValueError(f"layers[{i}] = {backend!r}: accepted a Backend")
+        backend.require(*PULSE_OPERATIONS,
+                        why=f"layer {i} of pulse-trained Forward-Forward keeps its weights "
+                            f"in it")
+        width = features + classes if i == 0 else layers[i - 1].out_features
+        if backend.in_features != width:
+            what = (f"{features} features + {classes} label entries" if i == 0
+                    else f"layer {i - 1}'s {width} rows")
+            raise BackendError(f"layer {i}: {backend.url} takes {backend.in_features} inputs "
+                               f"but its input has {width} ({what}); open it with "
+                               f"{_suggest(backend.url, width)}")
