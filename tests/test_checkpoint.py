@@ -52,7 +52,7 @@ def test_the_random_generators_resume_where_they_were():
     (lambda data: data[:len(data) // 2], "truncated or corrupted"),
     (lambda data: data[:-10] + bytes(10), "truncated or corrupted"),
     (lambda data: b"PK\x03\x04" + data[4:], "is not a checkpoint"),
-    (lambda data: data.replace(b"hilt-checkpoint v2", b"hilt-checkpoint v1", 1),
+    (lambda data: data.replace(b"hilt-checkpoint v3", b"hilt-checkpoint v2", 1),
      "is a checkpoint of an older hilt"),
 ])
 def test_a_damaged_file_is_refused(tmp_path, damage, message):

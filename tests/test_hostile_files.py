@@ -42,8 +42,8 @@ def _one_line_error(capsys, *needles):
 @pytest.mark.parametrize(("content", "message"), [
     (b"", "is not a checkpoint"),
     (b"\x00\xff" * 500, "is not a checkpoint"),
-    (b"hilt-checkpoint v1\n" + bytes(64), "is a checkpoint of an older hilt"),
-    (b"hilt-checkpoint v2\n" + bytes(10), "truncated or corrupted"),
+    (b"hilt-checkpoint v2\n" + bytes(64), "is a checkpoint of an older hilt"),
+    (b"hilt-checkpoint v3\n" + bytes(10), "truncated or corrupted"),
 ])
 def test_a_damaged_checkpoint_stops_the_resume_in_one_line(tmp_path, capsys, content, message):
     (tmp_path / "checkpoints").mkdir()

@@ -22,19 +22,22 @@ import json
 import os
 import random
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 FORMAT = "hilt-checkpoint"
-VERSION = 2
+VERSION = 3
 _MAGIC = f"{FORMAT} v{VERSION}\n".encode()
 _DIGEST_BYTES = 32
 _LENGTH = struct.Struct(">I")
 _ARRAY_TAG = "__ndarray__"
+
+Run = TypeVar("Run")
 
 
 class CheckpointError(Exception):
@@ -206,3 +209,46 @@ def check_tensors(path: str | Path, what: str, expected: Mapping[str, torch.Tens
             raise CheckpointError(f"{path}: its {what} {name} is {shape}, this run's is "
                                   f"{tuple(tensor.shape)} {tensor.dtype}; it is not from "
                                   f"this run")
+
+
+def save_training(path: str | Path, config: dict[str, Any], *, step: int, net: nn.Module,
+                  optimizers: Sequence[torch.optim.Optimizer], generator: torch.Generator,
+                  backends: Sequence[Any], run: dict[str, Any]) -> None:
+    """Checkpoint a training loop: the net, its optimisers, the loop's generator and the
+    global ones, the state of every backend that has a ``state_dict`` (None for the rest),
+    and the loop's own ``run`` counters."""
+    states = [getattr(backend, "state_dict", None) for backend in backends]
+    save_checkpoint(path, {
+        "net": net.state_dict(),
+        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
+        "generator": generator.get_state(),
+        "rng": rng_state(),
+        "backends": [None if state is None else state() for state in states],
+        "run": run,
+    }, config=config, step=step)
+
+
+def restore_training(path: str | Path, config: dict[str, Any], *, net: nn.Module,
+                     optimizers: Sequence[torch.optim.Optimizer], generator: torch.Generator,
+                     backends: Sequence[Any], run_from: Callable[[dict[str, Any]], Run]) -> Run:
+    """Bring back what :func:`save_training` wrote into the live objects; the loop's
+    counters as ``run_from`` rebuilds them. A state that does not fit raises
+    :class:`CheckpointError` naming the file."""
+    state = load_checkpoint(path, config=config)
+    check_tensors(path, "network", net.state_dict(), state.get("net"))
+    try:
+        run = run_from(state["run"])
+        net.load_state_dict(state["net"])
+        for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        generator.set_state(state["generator"])
+        set_rng_state(state["rng"])
+        for backend, saved in zip(backends, state["backends"], strict=True):
+            if saved is not None:
+                backend.load_state_dict(saved)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
+        reason = " ".join(str(error).split())
+        raise CheckpointError(f"{path}: its state does not fit this run "
+                              f"({type(error).__name__}: {reason}); start the run afresh "
+                              f"with --force") from None
+    return run

@@ -105,14 +105,7 @@ from hilt.host.train.blocks import (
     measure,
     physical_queries,
 )
-from hilt.host.train.checkpoint import (
-    CheckpointError,
-    check_tensors,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from hilt.host.train.checkpoint import restore_training, save_training
 from hilt.host.train.checks import (
     MAX_WIDTH,
     check_choice,
@@ -469,43 +462,6 @@ def _checkpoint_config(config: MFFFConfig, physical: Sequence[Backend | None],
             "physical": [None if backend is None else backend.url for backend in physical]}
 
 
-def _save(path: Path, ckpt_config: dict[str, Any], net: MFFFNet,
-          optimizers: Sequence[torch.optim.Optimizer], generator: torch.Generator,
-          physical: Sequence[Backend | None], run: _Run) -> None:
-    backends = [getattr(backend, "state_dict", None) for backend in physical]
-    save_checkpoint(path, {
-        "net": net.state_dict(),
-        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
-        "generator": generator.get_state(),
-        "rng": rng_state(),
-        "physical": [None if state is None else state() for state in backends],
-        "run": run.state(),
-    }, config=ckpt_config, step=run.step)
-
-
-def _restore(path: Path, ckpt_config: dict[str, Any], net: MFFFNet,
-             optimizers: Sequence[torch.optim.Optimizer], generator: torch.Generator,
-             physical: Sequence[Backend | None]) -> _Run:
-    state = load_checkpoint(path, config=ckpt_config)
-    check_tensors(path, "network", net.state_dict(), state.get("net"))
-    try:
-        run = _Run.from_state(state["run"])
-        net.load_state_dict(state["net"])
-        for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
-            optimizer.load_state_dict(saved)
-        generator.set_state(state["generator"])
-        set_rng_state(state["rng"])
-        for backend, saved in zip(physical, state["physical"], strict=True):
-            if saved is not None:
-                backend.load_state_dict(saved)
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as error:
-        reason = " ".join(str(error).split())
-        raise CheckpointError(f"{path}: its state does not fit this run "
-                              f"({type(error).__name__}: {reason}); start the run afresh "
-                              f"with --force") from None
-    return run
-
-
 def _check_run_options(checkpoint_dir: object, checkpoint_every: object, resume: object) -> None:
     if checkpoint_every is not None:
         check_int("checkpoint_every", checkpoint_every, 1)
@@ -571,7 +527,9 @@ def train_mfff(split: Dataset, physical: Sequence[Backend | None],
         optimizers = [torch.optim.Adam(part.parameters(), lr=config.lr) for part in parts]
         run = _Run(curves=TrainingCurves())
         if resume and path.exists():
-            run = _restore(path, ckpt_config, net, optimizers, generator, physical)
+            run = restore_training(path, ckpt_config, net=net, optimizers=optimizers,
+                                   generator=generator, backends=physical,
+                                   run_from=_Run.from_state)
         steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
 
         def train_epoch(epoch: int, report: StepReport) -> tuple[float, ...]:
@@ -591,7 +549,9 @@ def train_mfff(split: Dataset, physical: Sequence[Backend | None],
                 if checkpoint_every is not None and run.step % checkpoint_every == 0:
                     run.seconds += time.perf_counter() - start
                     start = time.perf_counter()
-                    _save(path, ckpt_config, net, optimizers, generator, physical, run)
+                    save_training(path, ckpt_config, step=run.step, net=net,
+                                  optimizers=optimizers, generator=generator,
+                                  backends=physical, run=run.state())
                 if on_step is not None:
                     on_step(run.step)
             return tuple(total / len(order) for total in run.totals)
