@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import signal
@@ -15,8 +16,9 @@ import torch
 from conftest import mnist_folder
 
 from hilt.host.cli import main
+from hilt.host.train import ALGORITHMS, TRAINERS
 from hilt.host.train.goodness import LabelLayout
-from hilt.host.train.run import block_urls
+from hilt.host.train.run import block_urls, default_config, trainer_module
 
 
 def test_a_model_free_run_writes_results_and_curves(tmp_path, capsys):
@@ -48,7 +50,7 @@ def test_digital_algorithms_run_in_process(tmp_path, algo, epochs):
      r"mnist: there is no folder /nonexistent; its folder holds train-images-idx3-ubyte"),
     (["--dataset", "digits", "--data-dir", "/tmp"], r"'digits' takes none"),
     (["--dataset", "npz:/nonexistent.npz"], r"no such file /nonexistent\.npz"),
-    (["--algo", "ff", "--backend", "physical:optical"], "--backend is for mfff, pat and ff-pulse"),
+    (["--algo", "ff", "--backend", "physical:optical"], "--backend is for mfff, pat, ff-pulse"),
     (["--backend", "laser:x"], "scheme must be one of golden, cosim, serial, physical"),
     (["--backend", "golden:icebreaker?pe=shift"],
      r"block 0: .* takes 64 features but the block's input has 74"),
@@ -195,3 +197,12 @@ def test_a_data_set_too_narrow_for_the_board_is_refused_with_both_widths(tmp_pat
     assert "block 0: its physical layer golden:icebreaker?pe=binary takes 64 features but " \
            "the block's input has 49 (49 features with the label in 10 of them)" in err, err
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_every_row_of_the_algorithm_table_resolves():
+    for name, row in TRAINERS.items():
+        assert callable(getattr(trainer_module(name), row.train)), name
+        config = default_config(name)
+        assert type(config).__name__ == row.config and dataclasses.is_dataclass(config)
+        assert row.backends in ("none", "blocks", "layers")
+    assert tuple(TRAINERS) == ALGORITHMS

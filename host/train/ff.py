@@ -1,40 +1,7 @@
-"""Forward-Forward training (Hinton, 2022) of a ReLU MLP.
-
-Each hidden layer learns on its own, with its own optimizer, from a loss it can compute
-locally: its goodness (sum of squared activities) should be high on *positive* inputs,
-the image with its true label embedded, and low on *negative* inputs, the same image
-with a wrong label. The input of every layer is length-normalised and detached, so no
-gradient crosses a layer boundary and all layers train in parallel on the same batch.
-That locality is what lets a layer be a device on a board: it only has to be run
-forward twice and told how to change.
-
-A trained net classifies an image by trying every label: the label whose embedding
-makes the read-out layers (:attr:`FFConfig.predict_layers`) the most "good" wins.
-Alternatively (Hinton's second read-out) a linear softmax head is trained, alongside
-the layers and without touching them, on their normalised activities for a neutral label.
-
-The label is concatenated to the features as a one-hot of amplitude
-:attr:`FFConfig.label_value` (see :mod:`hilt.host.train.goodness`).
-
-Two choices make the threshold of Hinton's "sum" goodness (the layer width) work with
-Adam here, and both are fixed rather than configured:
-
-* a layer's input is normalised to unit length and then scaled by the square root of its
-  width, i.e. to unit RMS per component, and
-* weights start with He initialisation (normal, variance 2 / fan-in, zero bias),
-
-so that a ReLU unit's mean squared activity starts at about 1 and a layer's goodness at
-about its width: training starts at the threshold instead of spending its first epochs
-growing the weights toward it (with unit-length inputs and PyTorch's default
-initialisation a 256-wide layer starts near goodness 1, and Adam's steps, large next to
-the sharp sigmoid around 256, let every layer collapse to a goodness of about 256 for
-every input).
-
-Two further choices, both configurable and both on by default, make it match backprop
-on the digits: wrong labels are drawn in proportion to the net's belief in them (hard
-negatives, :attr:`FFConfig.negatives`), and the net evaluated and returned is an
-exponential moving average of the trained one (:attr:`FFConfig.ema_decay`).
-"""
+"""Forward-Forward (Hinton, 2022) of a ReLU MLP: every layer learns on its own from a
+local goodness loss, positive inputs (the true label embedded) against negative ones (a
+wrong label), and the net is read out by trying every label. The choices that make it
+match backprop are explained in docs/training.md."""
 
 from __future__ import annotations
 

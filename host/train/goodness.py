@@ -1,23 +1,6 @@
-"""The pieces every goodness-based local learning rule shares (Forward-Forward and its kin).
-
-Forward-Forward (Hinton, 2022) trains each layer on its own: a layer should be "good"
-(large sum of squared activities) on positive data, the input with its true label
-embedded, and "bad" on negative data, the same input with a wrong label. Nothing here
-knows about layers, optimizers or hardware: these are plain torch functions on batches,
-so the model-based trainer in :mod:`hilt.host.train.ff` and a model-free variant that
-only sees activities read back from a device can share them.
-
-Label embedding
-    Hinton overwrites the first ten pixels of MNIST, which lie in its blank border. The
-    8x8 digits have no such border (their first ten pixels, the top row and the start of
-    the second, carry ink), so by default the label is *concatenated* as a one-hot of
-    amplitude ``value`` after the features: an input of ``F`` features becomes
-    ``F + num_classes`` wide, features first, label last. Where the input width is fixed
-    (a board's processing element takes a fixed number), the label can instead be
-    written *into* ``C`` chosen features (``into``: the ones that vary least over the
-    training images, :meth:`~hilt.quant.datasets.Dataset.blank_features`), and the width
-    stays ``F``. :class:`LabelLayout` says which of the two an input uses.
-"""
+"""The pieces every goodness-based local learning rule shares: goodness, the local losses,
+label embedding (:class:`LabelLayout`) and negative labels, as plain torch functions on
+batches that know no layer, optimizer or hardware (docs/training.md)."""
 
 from __future__ import annotations
 

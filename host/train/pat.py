@@ -1,47 +1,6 @@
-"""Physics-aware training (PAT): the model-based comparison for model-free Forward-Forward.
-
-After Wright et al., "Deep physical neural networks trained with backpropagation"
-(Nature, 2022). PAT trains the same architecture as :mod:`hilt.host.train.mfff`, blocks
-of a physical layer ``P_i`` followed by a digital Linear + ReLU ``D_i`` on its
-standardised measurement, but end to end, with a softmax head after the last block and
-cross-entropy. Backpropagation needs a gradient through each ``P_i``, which a physical
-system does not give, so PAT first fits a *digital twin* ``T_i`` (a small MLP) to
-measured ``(input, output)`` pairs, then trains with the hybrid
-
-    y = measured.detach() + T_i(x) - T_i(x).detach()
-
-whose value is the real measurement (the forward pass is the physics, with its noise
-and imperfections) and whose gradient is the twin's.
-
-Inputs
-    Block 0 gets the image (features scaled to [0, 1]) with the *neutral* label appended
-    (:func:`~hilt.host.train.goodness.embed_neutral`): a constant that carries nothing,
-    there only so that PAT drives the very same physical layers (same widths, same
-    transmission matrices) as MF-FF. Block ``i + 1`` gets ``h_i`` normalised to unit
-    root mean square (:func:`~hilt.host.train.goodness.unit_rms`), as in MF-FF, but not
-    detached: the gradient flows through it.
-
-Twins
-    Block 0's physical layer sits on the data, with nothing trainable before it, so no
-    gradient has to cross it and it needs no twin. Each later physical layer gets one,
-    fitted before training on the measurements of two sets of inputs: the training
-    images' block inputs as the untrained network produces them (so the earlier blocks
-    are run once, and their standardisation is calibrated on the way) and
-    :attr:`PATConfig.twin_random` random inputs of the same kind (rectified Gaussian
-    vectors at unit root mean square), for coverage of where training will move. A
-    tenth of the pairs is held out to report each twin's error. All those measurements
-    are counted in :attr:`PATResult.twin_queries` and in the total queries.
-
-Counting
-    Queries are the change in the backends' ``stats.queries``, as in MF-FF. Digital
-    MACs count each Linear's ``in * out`` per sample and pass: forward; backward, the
-    weight gradient of every trained layer and the input gradient of every layer the
-    gradient has to cross (every digital layer but block 0's, every twin but only its
-    input gradient, since twins are frozen, and the head). The twin fit adds the passes
-    that produce its inputs, its training (forward, weight gradients, input gradient of
-    its second layer) and its held-out check. Inference costs forward passes only, with
-    no twin.
-"""
+"""Physics-aware training, MF-FF's comparison: the same blocks trained end to end by
+backprop, with the physical layers' real measurements forward and the gradients of
+learned digital twins backward (docs/training.md)."""
 
 from __future__ import annotations
 

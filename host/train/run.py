@@ -15,8 +15,9 @@ to ``checkpoints/`` under it and are removed once the run has finished.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from types import UnionType
@@ -28,7 +29,7 @@ import torch
 from hilt.host.backends import Backend, BackendError, check_backend, open_backend
 from hilt.host.backends.board_layer import as_layer
 from hilt.host.output_folder import OutputError, Staging, claim
-from hilt.host.train import ALGORITHMS
+from hilt.host.train import TRAINERS
 from hilt.host.train.curves import plot_curves
 from hilt.host.train.goodness import LabelLayout
 from hilt.quant.datasets import Dataset, load_dataset
@@ -151,27 +152,14 @@ def _equals(text: str, value: int) -> bool:
         return False
 
 
+def trainer_module(algorithm: str) -> Any:
+    """The module that holds ``algorithm``'s trainer (:data:`~hilt.host.train.TRAINERS`)."""
+    return importlib.import_module(TRAINERS[algorithm].module)
+
+
 def default_config(algorithm: str) -> Any:
     """The tuned default config of ``algorithm``."""
-    if algorithm == "ff":
-        from hilt.host.train.ff import FFConfig
-
-        return FFConfig()
-    if algorithm == "backprop":
-        from hilt.host.train.backprop import BackpropConfig
-
-        return BackpropConfig()
-    if algorithm == "ff-pulse":
-        from hilt.host.train.pulse_ff import PulseFFConfig
-
-        return PulseFFConfig()
-    if algorithm == "pat":
-        from hilt.host.train.pat import PATConfig
-
-        return PATConfig()
-    from hilt.host.train.mfff import MFFFConfig
-
-    return MFFFConfig()
+    return getattr(trainer_module(algorithm), TRAINERS[algorithm].config)()
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -181,17 +169,15 @@ def checkpoint_path(out: str | Path) -> Path:
     return Path(out) / "checkpoints" / CHECKPOINT_NAME
 
 
-def _pulse_ff(split: Dataset, urls: Sequence[str], config: Any, progress: bool,
-              record: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
-    """A pulse-trained Forward-Forward run on the crossbars ``urls`` (one a layer); its
-    result and the levels read back from the crossbars at the end."""
-    from hilt.host.train.pulse_ff import train_pulse_ff
-
+def _pulse_ff(train: Callable[..., Any], split: Dataset, urls: Sequence[str], config: Any,
+              progress: bool, record: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
+    """A pulse-trained run on the crossbars ``urls`` (one a layer); its result and the
+    levels read back from the crossbars at the end."""
     layers: list[Backend] = []
     try:
         for url in urls:
             layers.append(open_backend(url))
-        result = train_pulse_ff(split, layers, config, progress=progress)
+        result = train(split, layers, config, progress=progress)
         state = {f"layers.{i}.{name}": torch.as_tensor(levels)
                  for i, layer in enumerate(layers)
                  for name, levels in layer.read_state().items()}
@@ -207,29 +193,21 @@ def _pulse_ff(split: Dataset, urls: Sequence[str], config: Any, progress: bool,
     return result, state
 
 
-def _physical(algorithm: str, split: Dataset, urls: Sequence[str | None], config: Any,
-              out: Path, checkpoint_every: int | None, resume: bool, progress: bool,
-              record: dict[str, Any]) -> Any:
-    """A model-free Forward-Forward or physics-aware run through the backends ``urls``
-    (one a block, from :func:`block_urls`)."""
-    from hilt.host.train.mfff import train_mfff
-    from hilt.host.train.pat import train_pat
-
+def _physical(train: Callable[..., Any], split: Dataset, urls: Sequence[str | None],
+              config: Any, progress: bool, record: dict[str, Any],
+              **checkpointing: Any) -> Any:
+    """A run through the physical layers ``urls`` (one a block, from :func:`block_urls`);
+    ``checkpointing`` goes to a trainer that writes checkpoints."""
     physical = open_layers(urls, config.seed)
     try:
         record["backends"] = [None if b is None else b.describe() for b in physical]
-        if algorithm == "mfff":
-            result = train_mfff(split, physical, config, progress=progress,
-                                checkpoint_dir=checkpoint_path(out).parent,
-                                checkpoint_every=checkpoint_every, resume=resume)
-        else:
-            result = train_pat(split, physical, config, progress=progress)
+        result = train(split, physical, config, progress=progress, **checkpointing)
     finally:
         close_layers(physical)
     record.update({name: getattr(result, name) for name in (
         "queries", "queries_per_sample", "train_macs_per_sample", "inference_macs",
         "inference_queries")})
-    if algorithm == "mfff":
+    if hasattr(result, "samples_per_second"):
         record["samples_per_second"] = round(result.samples_per_second, 2)
     return result
 
@@ -266,24 +244,28 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     CheckpointError
         ``resume`` found a damaged checkpoint or one from another run.
     """
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
-    if backends and algorithm in ("ff", "backprop"):
+    if algorithm not in TRAINERS:
+        raise ValueError(f"algorithm must be one of {', '.join(TRAINERS)}, got {algorithm!r}")
+    trainer = TRAINERS[algorithm]
+    if backends and trainer.backends == "none":
+        through = [name for name, row in TRAINERS.items() if row.backends != "none"]
         raise ValueError(f"{algorithm} trains digital layers in-process; --backend is for "
-                         f"mfff, pat and ff-pulse")
-    if (checkpoint_every is not None or resume) and algorithm != "mfff":
-        raise ValueError("checkpoints are written by the mfff trainer only")
+                         f"{', '.join(through)}")
+    if (checkpoint_every is not None or resume) and not trainer.checkpoints:
+        writers = [name for name, row in TRAINERS.items() if row.checkpoints]
+        raise ValueError(f"checkpoints are written by the {', '.join(writers)} trainer only")
     settings = dict(overrides or {})
     _setting("epochs", epochs, settings)
     _setting("seed", seed, settings)
     config = configure(default_config(algorithm), settings)
     split = load_dataset(dataset, data_dir, config.seed)
-    if algorithm in ("mfff", "pat"):
+    if trainer.backends == "blocks":
         urls: list[str | None] = block_urls(backends or ["physical:optical"], config.blocks,
                                             config.hidden, LabelLayout.of(split, config.label))
+    elif trainer.backends == "layers":
+        urls = list(backends or [PULSE_BACKEND.format(cols=split.features + split.classes)])
     else:
-        default = PULSE_BACKEND.format(cols=split.features + split.classes)
-        urls = list(backends or ([default] if algorithm == "ff-pulse" else []))
+        urls = []
     for url in dict.fromkeys(url for url in urls if url is not None):
         check_backend(url)
     out = claim(out, "train", force=force)
@@ -294,31 +276,29 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
                           f"replace it")
     record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset,
                               "data": split.describe(), "seed": config.seed}
+    train = getattr(trainer_module(algorithm), trainer.train)
     with Staging(out) as stage:
-        if algorithm == "ff":
-            from hilt.host.train.ff import train_ff
-
-            result = train_ff(split, config, progress=progress)
-        elif algorithm == "backprop":
-            from hilt.host.train.backprop import train_backprop
-
-            result = train_backprop(split, config, progress=progress)
-        elif algorithm == "ff-pulse":
-            result, state = _pulse_ff(split, urls, config, progress, record)
+        state = None
+        if trainer.backends == "none":
+            result = train(split, config, progress=progress)
+        elif trainer.backends == "layers":
+            result, state = _pulse_ff(train, split, urls, config, progress, record)
         else:
-            result = _physical(algorithm, split, urls, config, out, checkpoint_every, resume,
-                               progress, record)
+            checkpointing = {"checkpoint_dir": checkpoint.parent,
+                             "checkpoint_every": checkpoint_every,
+                             "resume": resume} if trainer.checkpoints else {}
+            result = _physical(train, split, urls, config, progress, record, **checkpointing)
         record.update({"config": asdict(config), "test_accuracy": result.test_accuracy,
                        "seconds": round(result.seconds, 2), "curves": asdict(result.curves)})
         plot_curves(result.curves, f"{algorithm} on {dataset}", stage.path / "curves.png")
         record["plot"] = str(stage.final("curves.png"))
         record["model"] = str(stage.final("model.pt"))
-        if algorithm != "ff-pulse":
+        if state is None:
             state = result.net.state_dict()
         torch.save(state, stage.path / "model.pt")
         (stage.path / "results.json").write_text(json.dumps(record, indent=2, default=str))
-    if algorithm == "mfff":
-        # The run it belonged to has finished; only mfff writes checkpoints.
+    if trainer.checkpoints:
+        # The run it belonged to has finished.
         checkpoint.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             checkpoint.parent.rmdir()
