@@ -38,12 +38,10 @@ DEFAULT_PARAMS: Mapping[str, Any] = MappingProxyType({
 """What a board build uses unless told otherwise.
 
 ``pe_size`` overrides keywords of the element's size on the board (for the synapse
-crossbar ``rows``, ``cols``, ``state_bits``, ...; see :func:`pe_size`): a simulated board
-is not bound by the device's LUTs, and a co-design study wants other sizes.
+crossbar ``rows``, ``cols``, ``state_bits``, ..., and ``dw_min``, the cells' step at the
+far bound in units of their range; see :func:`pe_size`): a simulated board is not bound
+by the device's LUTs, and a co-design study wants other sizes and cells.
 """
-
-SYNAPSE_DW_MIN = 0.2
-"""Step of the firmware crossbar's soft-bounds cells at the far bound, in units of the range."""
 
 MAX_BAUD_ERROR = 0.02
 """The largest relative error between the asked baud rate and the one a divisor gives."""
@@ -66,21 +64,31 @@ def firmware_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
-def _size_overrides(sizes: object) -> dict[str, int]:
-    """``sizes`` as a plain dict of names to ints; the names are checked against the
-    element in :func:`pe_size`, the values' ranges by the element's components."""
+FLOAT_SIZES = ("dw_min",)
+"""Size keywords that take a number, not an int."""
+
+
+def _size_overrides(sizes: object) -> dict[str, int | float]:
+    """``sizes`` as a plain dict of names to ints (numbers for :data:`FLOAT_SIZES`); the
+    names are checked against the element in :func:`pe_size`, the values' ranges by the
+    element's components."""
     if not isinstance(sizes, Mapping):
         raise ValueError(f"pe_size must map size names to ints, got {sizes!r}")
     for name, value in sizes.items():
         if not isinstance(name, str):
             raise ValueError(f"pe_size names must be strs, got {name!r}")
-        if isinstance(value, bool) or not isinstance(value, int):
+        if name in FLOAT_SIZES:
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not 0 < value <= 1:
+                raise ValueError(f"pe_size {name} must be a number in (0, 1], a step in units "
+                                 f"of the cell's range, got {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"pe_size {name} must be an int, got {value!r}")
     return dict(sizes)
 
 
-def pe_size(config: BoardConfig, pe: str, overrides: Mapping[str, int] | None = None,
-            ) -> dict[str, int]:
+def pe_size(config: BoardConfig, pe: str, overrides: Mapping[str, int | float] | None = None,
+            ) -> dict[str, int | float]:
     """The size keywords of element ``pe`` on the board, ``overrides`` over them.
 
     Raises
@@ -99,18 +107,20 @@ def pe_size(config: BoardConfig, pe: str, overrides: Mapping[str, int] | None = 
 
 
 def pe_target(config: BoardConfig, pe: str,
-              overrides: Mapping[str, int] | None = None) -> wiring.Component:
+              overrides: Mapping[str, int | float] | None = None) -> wiring.Component:
     """The gateware target of processing element ``pe`` at the board's size for it, or at
     the size ``overrides`` change (see :func:`pe_size`).
 
-    The synapse crossbar's cells follow a soft-bounds device quantised to its state bits;
-    the binary layer emits threshold bits, a hidden layer of a BNN.
+    The synapse crossbar's cells follow a soft-bounds device of step ``dw_min``
+    quantised to its state bits; the binary layer emits threshold bits, a hidden layer of
+    a BNN.
     """
     sizes = pe_size(config, pe, overrides)
     if pe == "synapse":
-        tables = step_tables_from_device(SoftBoundsDevice(dw_min=SYNAPSE_DW_MIN),
+        dw_min = float(sizes.pop("dw_min"))
+        tables = step_tables_from_device(SoftBoundsDevice(dw_min=dw_min),
                                          sizes.pop("state_bits"))
-        return SynapseCrossbarTarget(tables=tables, **sizes)
+        return SynapseCrossbarTarget(tables=tables, dw_min=dw_min, **sizes)
     if pe == "shift":
         return ShiftArrayTarget(**sizes)
     return BinaryLayerTarget(**sizes)

@@ -72,7 +72,7 @@ class BoardConfig:
     programmer_env: str
     programmer_install: str
     synth_opts: str
-    pe_sizes: Mapping[str, Mapping[str, int]]
+    pe_sizes: Mapping[str, Mapping[str, int | float]]
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -108,7 +108,7 @@ class BoardConfig:
     def bitstream_suffix(self) -> str:
         return BITSTREAM_SUFFIX[self.family]
 
-    def pe_params(self, kind: str) -> dict[str, int]:
+    def pe_params(self, kind: str) -> dict[str, int | float]:
         """The size of PE array ``kind`` on this board, as keywords for its component."""
         if kind not in self.pe_sizes:
             raise ValueError(f"kind must be one of {', '.join(PE_KINDS)}, got {kind!r}")
@@ -137,8 +137,9 @@ ICEBREAKER = BoardConfig(
         "binary": {"in_features": 64, "out_features": 32, "pe": 8, "simd": 16, "max_weight": 1},
         # Every level is a register: 8 x 8 with noise (2447 LUTs, 1838 FFs) does not fit
         # beside the firmware, so the UP5K's crossbar is 8 x 8 without noise.
+        # dw_min: a pulse moves a cell a fifth of its range at the far bound.
         "synapse": {"rows": 8, "cols": 8, "state_bits": 4, "in_bits": 4, "max_pulses": 7,
-                    "noise_bits": 0, "lfsr_bits": 16},
+                    "noise_bits": 0, "lfsr_bits": 16, "dw_min": 0.2},
     }),
 )
 
@@ -168,7 +169,7 @@ ULX3S = BoardConfig(
         # 32 x 32 (18.5k LUTs) fits too, but places and routes for over ten minutes on two
         # cores; 16 x 16 keeps a board build short enough to run in every test run.
         "synapse": {"rows": 16, "cols": 16, "state_bits": 4, "in_bits": 4, "max_pulses": 7,
-                    "noise_bits": 1, "lfsr_bits": 16},
+                    "noise_bits": 1, "lfsr_bits": 16, "dw_min": 0.2},
     }),
 )
 

@@ -46,7 +46,9 @@ class SynapseCrossbarTarget(wiring.Component):
     """
 
     def __init__(self, rows: int, cols: int, tables: StepTables, *, in_bits: int,
-                 max_pulses: int, noise_bits: int = 0, lfsr_bits: int = 16, seed: int = 0):
+                 max_pulses: int, noise_bits: int = 0, lfsr_bits: int = 16, seed: int = 0,
+                 dw_min: float | None = None):
+        self.dw_min = dw_min
         try:
             self.crossbar = SynapseCrossbar(rows, cols, tables, in_bits=in_bits,
                                             max_pulses=max_pulses, noise_bits=noise_bits,
@@ -65,7 +67,7 @@ class SynapseCrossbarTarget(wiring.Component):
         bar = self.crossbar
         return describe_crossbar(self.layout, bar.tables, max_pulses=bar.max_pulses,
                                  noise_bits=bar.noise_bits, lfsr_bits=bar.lfsr_bits,
-                                 seed=bar.seed)
+                                 seed=bar.seed, dw_min=self.dw_min)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -33,7 +33,7 @@ def _synapse_crossbar(params: Mapping[str, Any]) -> reference.Target:
                                  in_bits=params["in_bits"], max_pulses=params["max_pulses"],
                                  noise_bits=params["noise_bits"],
                                  lfsr_bits=params["lfsr_bits"], seed=params["seed"])
-    return SynapseCrossbarTarget(model)
+    return SynapseCrossbarTarget(model, params.get("dw_min"))
 
 
 def _shift_array(params: Mapping[str, Any]) -> reference.Target:

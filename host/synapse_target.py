@@ -24,17 +24,18 @@ class SynapseCrossbarTarget:
     Every refusal is decided before anything is applied.
     """
 
-    def __init__(self, model: SynapseCrossbarModel) -> None:
+    def __init__(self, model: SynapseCrossbarModel, dw_min: float | None = None) -> None:
         if not isinstance(model, SynapseCrossbarModel):
             raise TypeError(f"model must be a SynapseCrossbarModel, got {model!r}")
         self.model = model
+        self.dw_min = dw_min
         self.layout = SynapseLayout.of_model(model)
 
     def describe(self) -> dict[str, Any]:
         model = self.model
         return describe_crossbar(self.layout, model.tables, max_pulses=model.max_pulses,
                                  noise_bits=model.noise_bits, lfsr_bits=model.lfsr_bits,
-                                 seed=model.seed)
+                                 seed=model.seed, dw_min=self.dw_min)
 
     def _check_row(self, row: int) -> None:
         if row >= self.layout.rows:

@@ -40,7 +40,7 @@ def cosim_top(board: str, params: Mapping[str, Any] | None = None) -> FirmwareTo
                         clock_hz=1e9 / COSIM_CLOCK_NS)
 
 
-def element_sizes(board: str, pe: str | None = None) -> dict[str, int]:
+def element_sizes(board: str, pe: str | None = None) -> dict[str, int | float]:
     """The size keywords of element ``pe`` (the firmware's default one if None) on ``board``,
     at the board's own size: the names a ``pe_size`` parameter may override.
 

@@ -11,7 +11,8 @@ from hilt.host.protocol.reference import MemoryTarget, ReferenceDevice, serve_tc
 from hilt.host.protocol.synapse_layout import Slot
 from hilt.host.reference_board import reference_board
 from hilt.quant.binary_golden import threshold_layer
-from hilt.quant.synapse_golden import SynapseCrossbarModel
+from hilt.quant.synapse_device import SoftBoundsDevice
+from hilt.quant.synapse_golden import SynapseCrossbarModel, step_tables_from_device
 from hilt.quant.synapse_tables import StepTables
 from hilt.sim.cosim_board import board_record, start_board
 
@@ -128,6 +129,40 @@ def test_the_cosimulated_board_at_the_pulse_trainers_size_answers_as_its_golden_
         assert np.array_equal(got[name], value), name
 
 
+def test_a_board_url_sets_the_cells_step_and_the_record_keeps_it():
+    with open_backend("golden:icebreaker?pe=synapse&state_bits=6&dw_min=0.05") as fine, \
+            open_backend("golden:icebreaker?pe=synapse") as board_cells:
+        params = fine.describe()["target"]["params"]
+        tables = step_tables_from_device(SoftBoundsDevice(dw_min=0.05), 6)
+        assert (params["dw_min"], params["up"], params["down"]) == (
+            0.05, list(tables.up), list(tables.down))
+        assert board_cells.describe()["target"]["params"]["dw_min"] == 0.2
+        assert fine.describe()["build"] != board_cells.describe()["build"]
+
+
+def test_a_cosimulated_board_with_finer_cells_answers_as_its_golden_twin():
+    url = "icebreaker?rows=4&cols=8&state_bits=6&dw_min=0.05"
+    with open_backend(f"golden:{url}") as golden:
+        expected = synapse_session(golden)
+    with open_backend(f"cosim:{url}") as cosim:
+        assert cosim.describe() == {**golden.describe(), "url": cosim.url}
+        got = synapse_session(cosim)
+    for name, value in expected.items():
+        assert np.array_equal(got[name], value), name
+
+
+@pytest.mark.parametrize(("sizes", "message"), [
+    ({"dw_min": 0}, r"pe_size dw_min must be a number in \(0, 1\], a step in units of the "
+                    r"cell's range, got 0"),
+    ({"dw_min": True}, r"pe_size dw_min must be a number in \(0, 1\]"),
+    ({"dw_min": 1.5}, r"pe_size dw_min must be a number in \(0, 1\]"),
+    ({"rows": 2.5}, r"pe_size rows must be an int, got 2\.5"),
+])
+def test_a_bad_cell_step_is_refused_before_anything_is_built(sizes, message):
+    with pytest.raises(ValueError, match=message):
+        board_record("icebreaker", {"pe_size": sizes})
+
+
 def test_an_unknown_size_is_refused_naming_the_elements_sizes():
     with pytest.raises(ValueError, match=r"size 'lanes' is not one of the synapse element's; "
                                          r"accepted: rows, cols, state_bits, in_bits"):
@@ -182,6 +217,10 @@ def test_a_serial_url_sets_the_line_rate_the_firmware_was_built_for():
     ("golden:icebreaker?engine=native", r"unknown option 'engine'"),
     ("golden:icebreaker?rows=0", r"golden:icebreaker\?rows=0: rows must be at least 1, got 0"),
     ("golden:icebreaker?state_bits=9", r"state_bits must be at most 8, got 9"),
+    ("golden:icebreaker?dw_min=0", r"option dw_min: 0 is out of range: accepted a finite "
+                                   r"number above 0 to 1"),
+    ("golden:icebreaker?dw_min=fine", r"option dw_min: 'fine' is not a number"),
+    ("golden:icebreaker?pe=shift&dw_min=0.1", r"unknown option 'dw_min'"),
     ("golden:icebreaker?cols=wide",
      r"option cols: 'wide' is not a whole number: accepted an integer from 0 to 65536"),
     ("serial:", r"give a port after serial:"),

@@ -32,7 +32,8 @@ def pe_component(kind: str, params: dict[str, int]):
     if kind == "binary":
         return BinaryLayerArray(**params)
     sizes = dict(params)
-    tables = step_tables_from_device(SoftBoundsDevice(0.2), sizes.pop("state_bits"))
+    tables = step_tables_from_device(SoftBoundsDevice(sizes.pop("dw_min")),
+                                     sizes.pop("state_bits"))
     return SynapseCrossbar(sizes.pop("rows"), sizes.pop("cols"), tables, **sizes)
 
 

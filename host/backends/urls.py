@@ -26,8 +26,10 @@ target id where a board has several elements.
 
 A ``golden:`` or ``cosim:`` board also takes its element's size keywords as options,
 which override the board's size for it (a simulated board is not bound by the device's
-LUTs): ``rows``, ``cols``, ``state_bits``, ``in_bits``, ``max_pulses``, ``noise_bits``
-and ``lfsr_bits`` for the synapse crossbar (``golden:icebreaker?rows=32&cols=74``);
+LUTs): ``rows``, ``cols``, ``state_bits``, ``in_bits``, ``max_pulses``, ``noise_bits``,
+``lfsr_bits`` and ``dw_min`` (the cells' step at the far bound, a fraction of their
+range) for the synapse crossbar (``golden:icebreaker?rows=32&cols=74&state_bits=6&
+dw_min=0.05``);
 ``lanes``, ``pes``, ``act_width``, ``exp_bits`` and ``depth`` for the shift array;
 ``in_features``, ``out_features``, ``pes``, ``simd`` and ``max_weight`` for the binary
 layer, whose ``pe`` keyword is spelt ``pes`` in a URL, where ``pe`` names the element.
@@ -61,6 +63,10 @@ SERIAL_OPTIONS = {"baudrate": Count(spec.MIN_BAUD, spec.MAX_BAUD).parse}
 BOARD_OPTIONS: dict[str, Callable[[str], Any]] = {"pe": str}
 SIZE = Count(0, 0x10000, "the protocol addresses at most 65536 rows or beats").parse
 """Any element size keyword; the element then checks that it fits the board's frames."""
+SIZE_PARSERS: dict[str, Callable[[str], Any]] = {
+    "dw_min": Real(0, 1, low_inclusive=False).parse}
+"""Size keywords that take a number, not a count: a synapse cell's step at the far bound,
+in units of its range."""
 SIZE_ALIASES = {"pe": "pes"}
 """Size keywords spelt otherwise in a URL, where their own name is already an option."""
 WIDTH = Count(1, 4096, "a mixing matrix of at most 4096 x 4096").parse
@@ -226,7 +232,7 @@ def _opener(url: str) -> Callable[[], Backend]:
     name, _, query = rest.partition("?")
     sizes = _size_options(url, name, query)
     accepted = {**LINK_OPTIONS, **BOARD_OPTIONS, **(COSIM_OPTIONS if scheme == "cosim" else {}),
-                **dict.fromkeys(sizes, SIZE)}
+                **{option: SIZE_PARSERS.get(keyword, SIZE) for option, keyword in sizes.items()}}
     link, target, options = _split_options(_options(url, query, accepted))
     sim = options.get("sim", "verilator")
     engine = _cosim_engine(url, options.get("engine"), sim) if scheme == "cosim" else None

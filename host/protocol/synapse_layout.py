@@ -178,14 +178,17 @@ class SynapseLayout:
 
 
 def describe_crossbar(layout: SynapseLayout, tables: StepTables, *, max_pulses: int,
-                      noise_bits: int, lfsr_bits: int, seed: int) -> dict[str, Any]:
-    """The capability entry (without the id) that both faces of the target give."""
+                      noise_bits: int, lfsr_bits: int, seed: int,
+                      dw_min: float | None = None) -> dict[str, Any]:
+    """The capability entry (without the id) that both faces of the target give; a
+    crossbar built from a device's step ``dw_min`` records it beside its step tables."""
+    cell = {} if dw_min is None else {"dw_min": dw_min}
     return {
         "kind": "synapse_crossbar",
         "params": {"rows": layout.rows, "cols": layout.cols, "state_bits": layout.state_bits,
                    "in_bits": layout.in_bits, "max_pulses": max_pulses,
                    "noise_bits": noise_bits, "lfsr_bits": lfsr_bits, "seed": seed,
-                   "up": list(tables.up), "down": list(tables.down)},
+                   "up": list(tables.up), "down": list(tables.down), **cell},
         "write": {"unit": "row", "size": layout.rows, "bytes": layout.row_bytes},
         "read": {"unit": "row", "size": layout.rows, "bytes": layout.row_bytes},
         "forward": {"in_bytes": layout.cols, "out_bytes": layout.out_bytes,
