@@ -10,13 +10,15 @@ levels and predictions bit for bit.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from hilt.host.backends import BackendError, open_backend
 from hilt.host.protocol.synapse_layout import Slot
 from hilt.host.train.crossbar_layer import CrossbarLayer, PulseCost
-from hilt.host.train.pulse_ff import RULES, PulseFFConfig, embed, train_pulse_ff
+from hilt.host.train.pulse_ff import RULES, UPDATES, PulseFFConfig, embed, train_pulse_ff
 from hilt.host.train.pulse_trains import (
     count_pulses,
     pair_updates,
@@ -135,6 +137,40 @@ def test_the_refresh_keeps_every_weight_and_removes_the_common_part():
     assert not layer.since_refresh.any()
 
 
+def test_mixed_precision_sends_whole_steps_and_keeps_the_rest():
+    with open_backend("golden:icebreaker?rows=4&cols=8") as backend:
+        layer = CrossbarLayer(backend, unidirectional=False, gain=8.0, mixed=True)
+        layer.program(np.zeros((4, 8)))
+        before = backend.read_state()
+        dw = layer.dw
+        layer.pending[[0, 2, 3], [1, 5, 0]] = np.array([2.5, -1.2, 0.9]) * dw
+        cost = PulseCost()
+        layer.send_pending(cost)
+        after = backend.read_state()
+        params = backend.describe()["target"]["params"]
+    up, down, ref = params["up"], params["down"], layer.reference
+    moved = after["plus"] - before["plus"]
+    assert moved[0, 1] == up[ref] + up[ref + up[ref]] and moved[2, 5] == -down[ref]
+    assert np.count_nonzero(moved) == 2 and np.array_equal(after["minus"], before["minus"])
+    assert np.allclose(layer.pending[[0, 2, 3], [1, 5, 0]], [0.5 * dw, -0.2 * dw, 0.9 * dw])
+    assert (cost.potentiation, cost.depression, cost.slots, cost.updates) == (2, 1, 3, 1)
+
+
+def test_mixed_precision_splits_long_updates_into_the_crossbars_slots():
+    with open_backend("golden:icebreaker?rows=4&cols=8") as backend:
+        layer = CrossbarLayer(backend, unidirectional=True, gain=8.0, mixed=True)
+        layer.program(np.zeros((4, 8)))
+        layer.pending[:] = 100 * layer.dw
+        sent = []
+        backend.pulse = sent.extend
+        cost = PulseCost()
+        layer.send_pending(cost)
+    assert len(sent) == 4 * layer.slots and all(slot.unidirectional for slot in sent)
+    assert [i for i, slot in enumerate(sent) if slot.last] == list(range(6, 28, 7))
+    assert np.allclose(layer.pending, (100 - layer.slots) * layer.dw)
+    assert cost.potentiation == 4 * 8 * layer.slots and layer.since_refresh[0].min() == 7
+
+
 def test_inputs_are_quantised_pixels_and_the_label_at_the_top():
     features = np.array([[0, 8, 16, 3]]) / 16
     assert embed(features, np.array([2]), 7, 10).tolist() == [[0, 4, 7, 1] + [0, 0, 7] + [0] * 7]
@@ -202,6 +238,18 @@ def test_a_short_golden_run_learns_and_counts_what_it_spent(split, rule):
     assert result.samples_per_second > 0 and result.seconds > 0
 
 
+def test_mixed_precision_learns_with_fewer_pulses(split):
+    config = PulseFFConfig(rule="unidirectional", epochs=3, lr=0.1, lr_end=0.01)
+    results = {}
+    for update in UPDATES:
+        with open_backend("golden:icebreaker?rows=32&cols=74") as layer:
+            results[update] = train_pulse_ff(subset(split, 600, 200), [layer],
+                                             replace(config, update=update), progress=False)
+    mixed, stochastic = results["mixed"], results["stochastic"]
+    assert mixed.test_accuracy > 0.5
+    assert 0 < mixed.cost.pulses < stochastic.cost.pulses / 4
+
+
 def test_the_softmax_head_reads_the_neutral_label(split):
     config = PulseFFConfig(rule="unidirectional", epochs=1, classifier="softmax")
     with open_backend(SMALL) as layer:
@@ -217,13 +265,15 @@ def test_progress_shows_the_running_loss_and_accuracy(split, capsys):
     assert "pulse-ff" in err and "loss=" in err and "test=" in err
 
 
-@pytest.mark.parametrize("rule", RULES)
-def test_golden_and_cosim_give_the_same_levels_and_predictions(split, rule):
+@pytest.mark.parametrize(("rule", "update"), [*((rule, "stochastic") for rule in RULES),
+                                              ("unidirectional", "mixed")])
+def test_golden_and_cosim_give_the_same_levels_and_predictions(split, rule, update):
     """On the crossbar the trainer uses by default, 64 x 74, co-simulated on the native
     engine: a few seconds a rule once its build (about 25 s on two cores, shared with
     tests/test_backends.py) is cached."""
     small = subset(split, 16, 4)
-    config = PulseFFConfig(rule=rule, epochs=1, batch_size=8, lr=0.5, refresh_pulses=1)
+    config = PulseFFConfig(rule=rule, update=update, epochs=1, batch_size=8, lr=0.5,
+                           refresh_pulses=1)
     runs = {}
     for scheme in ("golden", "cosim"):
         with open_backend(f"{scheme}:icebreaker?rows=64&cols=74") as layer:

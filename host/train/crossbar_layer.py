@@ -16,6 +16,7 @@ from hilt.host.backends.base import Backend, BackendError
 from hilt.host.protocol.synapse_layout import Slot
 from hilt.host.train.goodness import unit_rms
 from hilt.host.train.pulse_trains import (
+    bit_mask,
     cell_pulses,
     count_pulses,
     pair_updates,
@@ -62,7 +63,8 @@ class CrossbarLayer:
     refresh bookkeeping. The backend is checked and opened by the caller."""
 
     def __init__(self, backend: Backend, *, unidirectional: bool, gain: float,
-                 slots: int | None = None, refresh_pulses: int | None = None) -> None:
+                 slots: int | None = None, refresh_pulses: int | None = None,
+                 mixed: bool = False) -> None:
         params = backend.describe()["target"]["params"]
         self.backend = backend
         self.rows, self.cols = backend.out_features, backend.in_features
@@ -87,6 +89,9 @@ class CrossbarLayer:
         self.y_unit = self.half * self.in_high * math.sqrt(self.cols) / gain
         self.refresh_pulses = refresh_pulses or _pulses_to(up, REFRESH_FRACTION)
         self.since_refresh = np.zeros((2, self.rows, self.cols), dtype=np.int64)
+        self.mixed = mixed
+        self.pending = np.zeros((self.rows, self.cols))
+        """Mixed precision: each weight's update not yet sent, in weight units."""
 
     def program(self, weights: np.ndarray) -> None:
         """Program the initial weights (in weight units) as the rule lays them out."""
@@ -138,11 +143,46 @@ class CrossbarLayer:
                      generator: np.random.Generator, cost: PulseCost) -> None:
         """Send the updates of ``N`` positive and ``N`` negative samples (``delta`` and
         the integer inputs ``x`` stacked positive first, (2N, rows) and (2N, cols)) as
-        the two rank-one updates per pair of :func:`pair_updates`."""
+        the two rank-one updates per pair of :func:`pair_updates`, or, in mixed
+        precision, add them to :attr:`pending` and send what has reached a step."""
+        if self.mixed:
+            self.pending -= lr * (np.asarray(delta, dtype=np.float64).T
+                                  @ (np.asarray(x, dtype=np.float64) / self.in_high))
+            self.send_pending(cost)
+            return
         n = len(delta) // 2
         deltas, inputs = pair_updates(delta[:n], delta[n:], x[:n] / self.in_high,
                                       x[n:] / self.in_high)
         self.update(deltas, inputs, lr, generator, cost)
+
+    def send_pending(self, cost: PulseCost) -> None:
+        """Mixed precision: pulse every cell whose pending update has reached a nominal
+        step, as many times as it holds whole steps (at most :attr:`slots`), and keep the
+        rest pending. Each round is one slot a row: that row fires with the columns to
+        move, those to lower marked negative."""
+        count = np.clip(np.trunc(self.pending / self.dw), -self.slots, self.slots)
+        count = count.astype(np.int64)
+        if not count.any():
+            return
+        self.pending -= count * self.dw
+        slots = []
+        for round_ in range(1, int(np.abs(count).max()) + 1):
+            for row in np.flatnonzero(np.any(np.abs(count) >= round_, axis=1)):
+                moved = np.abs(count[row]) >= round_
+                lowered = moved & (count[row] < 0)
+                slots.append(Slot(1 << int(row), 0, bit_mask(moved), bit_mask(lowered),
+                                  self.unidirectional, False))
+        # The protocol caps an update at max_pulses slots: end one every self.slots.
+        slots = [slot._replace(last=(i + 1) % self.slots == 0 or i + 1 == len(slots))
+                 for i, slot in enumerate(slots)]
+        self.backend.pulse(slots)
+        raised, lowered = int(np.maximum(count, 0).sum()), int(np.maximum(-count, 0).sum())
+        cost.potentiation += raised + (lowered if self.unidirectional else 0)
+        cost.depression += 0 if self.unidirectional else lowered
+        cost.updates += math.ceil(len(slots) / self.slots)
+        cost.slots += len(slots)
+        if self.unidirectional:
+            self.since_refresh += np.stack([np.maximum(count, 0), np.maximum(-count, 0)])
 
     def refresh_if_due(self, cost: PulseCost) -> None:
         """Unidirectional rule: read back and remove the common parts once some cell has

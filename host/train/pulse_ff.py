@@ -40,6 +40,9 @@ from hilt.host.train.seeding import seeded
 from hilt.quant.datasets import Dataset
 
 RULES = ("bidirectional", "unidirectional")
+UPDATES = ("stochastic", "mixed")
+"""How an update reaches the cells: each sample's as stochastic pulse trains, or, in
+mixed precision, summed on the host per weight and sent as whole steps."""
 """How a weight change becomes pulses: G+ both ways against a fixed G-, or potentiation
 of G+ or G- with refresh."""
 
@@ -61,7 +64,11 @@ class PulseFFConfig:
     ----------
     rule
         "unidirectional" (the default: it learns best on the board's cells) or
-        "bidirectional" (module docstring).
+        "bidirectional" (docs/training.md).
+    update
+        "stochastic" (each sample's update as coincident pulse trains) or "mixed" (mixed
+        precision: the host sums each weight's updates and pulses a cell once per whole
+        nominal step the sum holds, keeping the remainder).
     epochs, batch_size, seed
         Passes over the training set, samples measured together, and the seed of the
         initial levels, shuffles, negative labels and pulse trains.
@@ -99,6 +106,7 @@ class PulseFFConfig:
     """
 
     rule: str = "unidirectional"
+    update: str = "stochastic"
     epochs: int = 20
     batch_size: int = 32
     seed: int = 0
@@ -119,6 +127,7 @@ class PulseFFConfig:
 
     def __post_init__(self) -> None:
         check_choice("rule", self.rule, RULES)
+        check_choice("update", self.update, UPDATES)
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         check_seed(self.seed)
@@ -349,7 +358,8 @@ def train_pulse_ff(split: Dataset, layers: Sequence[Backend],
         generator = np.random.default_rng(config.seed)
         net = [CrossbarLayer(backend, unidirectional=config.rule == "unidirectional",
                              gain=config.gain, slots=config.slots,
-                             refresh_pulses=config.refresh_pulses) for backend in layers]
+                             refresh_pulses=config.refresh_pulses,
+                             mixed=config.update == "mixed") for backend in layers]
         readout = _readout(config, len(net))
         for layer in net:
             layer.program(generator.normal(0.0, config.init_std, (layer.rows, layer.cols)))

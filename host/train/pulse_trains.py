@@ -47,7 +47,7 @@ def pulse_trains(delta: np.ndarray, x: np.ndarray, *, expected: float, slots: in
     return PulseTrains(row_draws < p, delta > 0, col_draws < q, x < 0)
 
 
-def _mask(bits: np.ndarray) -> int:
+def bit_mask(bits: np.ndarray) -> int:
     """Bit i of the result is ``bits[i]``."""
     return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
 
@@ -55,9 +55,9 @@ def _mask(bits: np.ndarray) -> int:
 def trains_to_slots(trains: PulseTrains, *, unidirectional: bool) -> list[Slot]:
     """The update's slots, without those in which no cell is pulsed; the last has
     ``last=True``. Empty if no cell is pulsed at all."""
-    row_neg, col_neg = _mask(trains.row_neg), _mask(trains.col_neg)
-    slots = [Slot(_mask(rows), row_neg & _mask(rows), _mask(cols), col_neg & _mask(cols),
-                  unidirectional, False)
+    row_neg, col_neg = bit_mask(trains.row_neg), bit_mask(trains.col_neg)
+    slots = [Slot(bit_mask(rows), row_neg & bit_mask(rows), bit_mask(cols),
+                  col_neg & bit_mask(cols), unidirectional, False)
              for rows, cols in zip(trains.row_fire, trains.col_fire, strict=True)
              if rows.any() and cols.any()]
     if slots:
