@@ -1,9 +1,11 @@
-"""Every training algorithm on digits, measured in one run with one seed.
+"""Every training algorithm on one data set (digits by default), measured in one run with
+one seed.
 
 - accuracy of backprop, Forward-Forward, model-free Forward-Forward with each simulated
   physical layer and with the physical layers removed, physics-aware training, and
-  Forward-Forward in a synapse crossbar trained by pulses under each rule (with the
-  pulses spent);
+  Forward-Forward in a synapse crossbar trained by pulses under each rule and update, at
+  the board's cells and at finer ones (with the pulses spent), beside float
+  Forward-Forward of the same architecture (one layer of 64, goodness classifier);
 - physical queries and digital MACs per sample for MF-FF against physics-aware training;
 - robustness: MF-FF through drifting optical layers, then a bump, then training on;
 - samples per second of one training epoch of the demo's network against the board's
@@ -14,7 +16,11 @@ would, and leaves its folder (results.json, curves.png, model.pt) under ``--out`
 The runs are independent and go to ``--workers`` processes.
 
     python benchmarks/training.py [--seed 0] [--epochs N] [--workers 2] [--out DIR]
+                                  [--dataset NAME] [--data-dir DIR]
                                   [--json out.json] [--only NAME ...]
+
+Each record keeps ``name``, ``algorithm``, ``dataset`` and ``test_accuracy``; a pulse run
+also ``float_reference_accuracy``, the accuracy of ``ff-pulse-float`` in the same run.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ from typing import Any
 
 NOISE = "noise=0.01"
 """Measurement noise of the simulated physical layers: 1% of the signal's spread."""
+FINE_CELL = "state_bits=6&dw_min=0.05"
+"""A finer cell than the board's (4-bit states, a fifth of the range a pulse): 64
+levels, a twentieth of the range a pulse at the far bound."""
+FLOAT_REFERENCE = "ff-pulse-float"
+"""The run whose accuracy every pulse run is held against."""
 
 RUNS: dict[str, dict[str, Any]] = {
     "backprop": {"algorithm": "backprop"},
@@ -37,9 +48,19 @@ RUNS: dict[str, dict[str, Any]] = {
     "mfff-acoustic": {"algorithm": "mfff", "backends": [f"physical:acoustic?{NOISE}"]},
     "mfff-none": {"algorithm": "mfff", "backends": ["none"]},
     "pat-optical": {"algorithm": "pat", "backends": [f"physical:optical?{NOISE}"]},
+    "ff-pulse-float": {"algorithm": "ff", "overrides": {"hidden": "64", "predict_layers": "0"}},
     "ff-pulse-bidirectional": {"algorithm": "ff-pulse",
                                "overrides": {"rule": "bidirectional", "lr": "0.03"}},
     "ff-pulse-unidirectional": {"algorithm": "ff-pulse", "overrides": {"rule": "unidirectional"}},
+    "ff-pulse-mixed-bidirectional": {"algorithm": "ff-pulse", "overrides": {
+        "rule": "bidirectional", "update": "mixed"}},
+    "ff-pulse-mixed-unidirectional": {"algorithm": "ff-pulse", "overrides": {
+        "rule": "unidirectional", "update": "mixed"}},
+    "ff-pulse-fine-unidirectional": {"algorithm": "ff-pulse", "cell": FINE_CELL,
+                                     "overrides": {"rule": "unidirectional"}},
+    "ff-pulse-fine-mixed-unidirectional": {"algorithm": "ff-pulse", "cell": FINE_CELL,
+                                           "overrides": {"rule": "unidirectional",
+                                                         "update": "mixed"}},
 }
 """The accuracy runs: what :func:`run_training` is given besides the seed and epochs."""
 
@@ -47,17 +68,26 @@ SPEED_BACKENDS = ("golden:icebreaker?pe=binary", "cosim:icebreaker?pe=binary&sim
 """The demo's board, as its golden twin and co-simulated: one training epoch on each."""
 
 
-def accuracy_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[str, Any]:
-    """One entry of :data:`RUNS`, trained and written to ``out / name``."""
-    from hilt.host.train.run import run_training
+def accuracy_run(name: str, out: Path, seed: int, epochs: int | None,
+                 data: tuple[str, Path | None]) -> dict[str, Any]:
+    """One entry of :data:`RUNS` on the data set ``data`` (name, folder), trained and
+    written to ``out / name``."""
+    from hilt.host.train.run import PULSE_BACKEND, run_training
+    from hilt.quant.datasets import load_dataset
 
     spec = RUNS[name]
-    return run_training(spec["algorithm"], out / name, backends=spec.get("backends", ()),
-                        seed=seed, epochs=epochs, progress=False,
+    backends = spec.get("backends", ())
+    if "cell" in spec:
+        dataset = load_dataset(*data, seed=seed)
+        cols = dataset.features + dataset.classes
+        backends = [f"{PULSE_BACKEND.format(cols=cols)}&{spec['cell']}"]
+    return run_training(spec["algorithm"], out / name, backends=backends, dataset=data[0],
+                        data_dir=data[1], seed=seed, epochs=epochs, progress=False,
                         overrides=spec.get("overrides"))
 
 
-def robustness_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[str, Any]:
+def robustness_run(name: str, out: Path, seed: int, epochs: int | None,
+                   data: tuple[str, Path | None]) -> dict[str, Any]:
     """MF-FF through optical layers that drift, then a bump of 0.25, then 3 more epochs."""
     from dataclasses import asdict, replace
 
@@ -65,24 +95,26 @@ def robustness_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[
     from hilt.host.train.mfff import MFFFConfig
     from hilt.host.train.robustness import robustness_study
     from hilt.host.train.run import block_urls, close_layers, open_layers
-    from hilt.quant.datasets import load_digits
+    from hilt.quant.datasets import load_dataset
 
     config = MFFFConfig(seed=seed)
     config = replace(config, epochs=epochs) if epochs else config
-    data = load_digits(seed)
+    dataset = load_dataset(*data, seed=seed)
     urls = block_urls([f"physical:optical?{NOISE}&drift=0.001"], config.blocks, config.hidden,
-                      LabelLayout.of(data, config.label))
+                      LabelLayout.of(dataset, config.label))
     layers = open_layers(urls, seed)
     try:
-        result = robustness_study(data, layers, config, strength=0.25,
+        result = robustness_study(dataset, layers, config, strength=0.25,
                                   retrain_epochs=3, progress=False)
     finally:
         close_layers(layers)
     return {"test_accuracy": result.trained_accuracy, **asdict(result)}
 
 
-def speed_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[str, Any]:
-    """One epoch of the demo's network against each of :data:`SPEED_BACKENDS`."""
+def speed_run(name: str, out: Path, seed: int, epochs: int | None,
+              data: tuple[str, Path | None]) -> dict[str, Any]:
+    """One epoch of the demo's network against each of :data:`SPEED_BACKENDS` (on digits,
+    the data set the demo's board is as wide as, whatever ``data`` says)."""
     from hilt.host.train.demo import DEMO_SETTINGS
     from hilt.host.train.run import run_training
 
@@ -101,9 +133,21 @@ def speed_run(name: str, out: Path, seed: int, epochs: int | None) -> dict[str, 
             and golden["curves"] == cosim["curves"]}
 
 
-JOBS: dict[str, Callable[[str, Path, int, int | None], dict[str, Any]]] = {
+JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     **{name: accuracy_run for name in RUNS}, "robustness": robustness_run,
     "speed": speed_run}
+
+
+def label(results: dict[str, dict[str, Any]], dataset: str) -> None:
+    """Give every record its ``name``, ``algorithm`` and ``dataset``, and every pulse run
+    the accuracy of :data:`FLOAT_REFERENCE` from the same run."""
+    reference = results.get(FLOAT_REFERENCE, {}).get("test_accuracy")
+    for name, record in results.items():
+        spec = RUNS.get(name, {})
+        record.update(name=name, algorithm=spec.get("algorithm", "mfff"),
+                      dataset="digits" if name == "speed" else dataset)
+        if spec.get("algorithm") == "ff-pulse":
+            record["float_reference_accuracy"] = reference
 
 
 def _share_cores(workers: int) -> None:
@@ -112,7 +156,8 @@ def _share_cores(workers: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
-def _run(job: tuple[str, Path, int, int | None]) -> tuple[str, dict[str, Any]]:
+def _run(job: tuple[str, Path, int, int | None, tuple[str, Path | None]],
+         ) -> tuple[str, dict[str, Any]]:
     name = job[0]
     return name, JOBS[name](*job)
 
@@ -136,12 +181,15 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
                      f"{r['seconds']:.1f} |")
     pulsed = [name for name in RUNS if name in results and "pulses" in results[name]]
     if pulsed:
-        lines += ["", "| run | test accuracy | cell pulses | potentiation | depression | "
-                      "refreshes (rows read / written) | samples/s |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| run | test accuracy | float FF, same net | cell pulses | "
+                      "potentiation | depression | refreshes (rows read / written) | "
+                      "samples/s |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name in pulsed:
             r = results[name]
-            lines.append(f"| {name} | {r['test_accuracy']:.4f} | {r['pulses']:,} | "
+            lines.append(f"| {name} | {r['test_accuracy']:.4f} | "
+                         f"{_number(r.get('float_reference_accuracy'), '.4f')} | "
+                         f"{r['pulses']:,} | "
                          f"{r['potentiation']:,} | {r['depression']:,} | {r['refreshes']} "
                          f"({r['refresh_reads']} / {r['refresh_writes']}) | "
                          f"{r['samples_per_second']:.0f} |")
@@ -171,12 +219,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-training"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--only", nargs="*", choices=list(JOBS), default=None)
+    parser.add_argument("--dataset", default="digits",
+                        help="the data set of the accuracy runs, as hilt train takes it")
+    parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     names = args.only or list(JOBS)
-    jobs = [(name, args.out, args.seed, args.epochs) for name in names]
+    data = (args.dataset, args.data_dir)
+    jobs = [(name, args.out, args.seed, args.epochs, data) for name in names]
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_share_cores,
                              initargs=(args.workers,)) as pool:
         results = dict(pool.map(_run, jobs))
+    label(results, args.dataset)
     print(_table(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
