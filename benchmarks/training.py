@@ -72,7 +72,7 @@ def accuracy_run(name: str, out: Path, seed: int, epochs: int | None,
                  data: tuple[str, Path | None]) -> dict[str, Any]:
     """One entry of :data:`RUNS` on the data set ``data`` (name, folder), trained and
     written to ``out / name``."""
-    from hilt.host.train.run import PULSE_BACKEND, run_training
+    from hilt.host.train.run import pulse_backend, run_training
     from hilt.quant.datasets import load_dataset
 
     spec = RUNS[name]
@@ -80,7 +80,7 @@ def accuracy_run(name: str, out: Path, seed: int, epochs: int | None,
     if "cell" in spec:
         dataset = load_dataset(*data, seed=seed)
         cols = dataset.features + dataset.classes
-        backends = [f"{PULSE_BACKEND.format(cols=cols)}&{spec['cell']}"]
+        backends = [f"{pulse_backend(cols)}&{spec['cell']}"]
     return run_training(spec["algorithm"], out / name, backends=backends, dataset=data[0],
                         data_dir=data[1], seed=seed, epochs=epochs, progress=False,
                         overrides=spec.get("overrides"))

@@ -140,15 +140,33 @@ def test_a_board_url_sets_the_cells_step_and_the_record_keeps_it():
         assert fine.describe()["build"] != board_cells.describe()["build"]
 
 
-def test_a_cosimulated_board_with_finer_cells_answers_as_its_golden_twin():
-    url = "icebreaker?rows=4&cols=8&state_bits=6&dw_min=0.05"
+def test_a_cosimulated_board_with_finer_cells_and_larger_frames_answers_as_its_twin():
+    url = "icebreaker?rows=4&cols=8&state_bits=6&dw_min=0.05&max_payload=512"
     with open_backend(f"golden:{url}") as golden:
         expected = synapse_session(golden)
     with open_backend(f"cosim:{url}") as cosim:
         assert cosim.describe() == {**golden.describe(), "url": cosim.url}
+        assert cosim.capabilities.max_payload == 512
         got = synapse_session(cosim)
     for name, value in expected.items():
         assert np.array_equal(got[name], value), name
+
+
+def test_a_crossbar_as_wide_as_an_mnist_image_needs_and_gets_larger_frames():
+    with pytest.raises(BackendError, match=r"does not fit the board's 256-byte frames: one "
+                       r"vector is 794 bytes in .* \(max_payload, at most 4096\)"):
+        open_backend("golden:icebreaker?pe=synapse&rows=16&cols=794")
+    with open_backend("golden:icebreaker?pe=synapse&rows=16&cols=794&max_payload=2048") as wide:
+        assert wide.capabilities.max_payload == 2048 and wide.in_features == 794
+        plus, minus = RNG.integers(0, 16, (16, 794)), RNG.integers(0, 16, (16, 794))
+        wide.load(plus=plus, minus=minus)
+        state = wide.read_state()
+        assert np.array_equal(state["plus"], plus) and np.array_equal(state["minus"], minus)
+        model = model_of(wide.describe()["target"])
+        for row in range(16):
+            model.program_row(row, plus[row], minus[row])
+        x = RNG.integers(-8, 8, (3, 794))
+        assert np.array_equal(wide.forward(x), np.stack([model.read(v) for v in x]))
 
 
 @pytest.mark.parametrize(("sizes", "message"), [
@@ -206,9 +224,11 @@ def test_a_serial_url_sets_the_line_rate_the_firmware_was_built_for():
     ("golden:icebreaker?window=many",
      r"option window: 'many' is not a whole number: accepted an integer from 1 to 64"),
     ("golden:icebreaker?pe=shift&rows=4",
-     r"unknown option 'rows'; accepted: .*, pe, lanes, pes, act_width, exp_bits, depth$"),
-    ("cosim:icebreaker?pe=synapse&lanes=4", r"unknown option 'lanes'; accepted: .*, pe, sim, "
-                                            r"engine, rows, cols, state_bits, in_bits"),
+     r"unknown option 'rows'; accepted: .*, pe, max_payload, lanes, pes, act_width, exp_bits, "
+     r"depth$"),
+    ("cosim:icebreaker?pe=synapse&lanes=4", r"unknown option 'lanes'; accepted: .*, pe, "
+                                            r"max_payload, sim, engine, rows, cols, "
+                                            r"state_bits, in_bits"),
     ("cosim:icebreaker?engine=fast", r"option engine: 'fast' is not an engine: accepted "
                                      r"native, cocotb"),
     ("cosim:icebreaker?sim=icarus&engine=native",
@@ -221,6 +241,8 @@ def test_a_serial_url_sets_the_line_rate_the_firmware_was_built_for():
                                    r"number above 0 to 1"),
     ("golden:icebreaker?dw_min=fine", r"option dw_min: 'fine' is not a number"),
     ("golden:icebreaker?pe=shift&dw_min=0.1", r"unknown option 'dw_min'"),
+    ("golden:icebreaker?max_payload=5000", r"option max_payload: 5000 is out of range: "
+                                           r"accepted an integer from 1 to 4096"),
     ("golden:icebreaker?cols=wide",
      r"option cols: 'wide' is not a whole number: accepted an integer from 0 to 65536"),
     ("serial:", r"give a port after serial:"),

@@ -206,3 +206,15 @@ def test_every_row_of_the_algorithm_table_resolves():
         assert type(config).__name__ == row.config and dataclasses.is_dataclass(config)
         assert row.backends in ("none", "blocks", "layers")
     assert tuple(TRAINERS) == ALGORITHMS
+
+
+def test_a_crossbar_for_mnist_sized_images_gets_frames_its_rows_fit(tmp_path):
+    folder = mnist_folder(tmp_path / "mnist", train=40, test=20, side=28)
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--algo", "ff-pulse", "--dataset", "mnist", "--data-dir",
+                 str(folder), "--epochs", "1", "--out", str(out)]) == 0
+    record = json.loads((out / "results.json").read_text())
+    layer = record["backends"][0]
+    assert (layer["in_features"], layer["url"]) == (
+        794, "golden:icebreaker?pe=synapse&rows=64&cols=794&max_payload=2048")
+    assert record["pulses"] > 0

@@ -60,7 +60,11 @@ LINK_OPTIONS: dict[str, Callable[[str], Any]] = {
 }
 SERIAL_OPTIONS = {"baudrate": Count(spec.MIN_BAUD, spec.MAX_BAUD).parse}
 """Options of a port the host opens itself: its line rate (a ``Device``'s ``baudrate``)."""
-BOARD_OPTIONS: dict[str, Callable[[str], Any]] = {"pe": str}
+BOARD_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "pe": str,
+    "max_payload": Count(1, spec.MAX_PAYLOAD_CEILING, "the protocol's largest frame").parse}
+"""Options of a simulated board's build: its element, and the largest payload its frames
+carry (the firmware's receive buffer), for elements whose vectors or rows are wider."""
 SIZE = Count(0, 0x10000, "the protocol addresses at most 65536 rows or beats").parse
 """Any element size keyword; the element then checks that it fits the board's frames."""
 SIZE_PARSERS: dict[str, Callable[[str], Any]] = {
@@ -173,7 +177,7 @@ def _board_params(url: str, name: str, options: dict,
                   sizes: Mapping[str, str]) -> tuple[bytes, dict]:
     from hilt.sim.cosim_board import board_record
 
-    params = {"pe": options["pe"]} if "pe" in options else {}
+    params = {name: options[name] for name in ("pe", "max_payload") if name in options}
     overrides = {sizes[option]: options[option] for option in sizes if option in options}
     if overrides:
         params["pe_size"] = overrides

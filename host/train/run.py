@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -37,9 +38,21 @@ from hilt.quant.datasets import Dataset, load_dataset
 PULSE_BACKEND = "golden:icebreaker?pe=synapse&rows=64&cols={cols}"
 """The crossbar ``ff-pulse`` trains without ``--backend``: one layer of 64 rows of the
 iCEBreaker's 4-bit cells, in its golden twin, as wide as the data set's features and
-classes."""
+classes (:func:`pulse_backend`)."""
+FRAME_PAYLOAD = 256
+"""The firmware's default largest payload; a wider crossbar's board is built with more."""
 PHYSICAL_OUT = 256
 """Outputs of a ``physical:`` layer whose URL does not say ``out=``."""
+
+
+def pulse_backend(cols: int) -> str:
+    """The default crossbar URL of ``ff-pulse`` for ``cols`` inputs: frames large enough
+    for a row of levels (two bytes a column and a 3-byte header) where 256 bytes are not."""
+    url = PULSE_BACKEND.format(cols=cols)
+    row = 2 * cols + 3
+    if row <= FRAME_PAYLOAD:
+        return url
+    return f"{url}&max_payload={min(4096, 1 << math.ceil(math.log2(row)))}"
 
 
 def block_urls(urls: Sequence[str], blocks: int, hidden: int,
@@ -263,7 +276,7 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
         urls: list[str | None] = block_urls(backends or ["physical:optical"], config.blocks,
                                             config.hidden, LabelLayout.of(split, config.label))
     elif trainer.backends == "layers":
-        urls = list(backends or [PULSE_BACKEND.format(cols=split.features + split.classes)])
+        urls = list(backends or [pulse_backend(split.features + split.classes)])
     else:
         urls = []
     for url in dict.fromkeys(url for url in urls if url is not None):
