@@ -277,34 +277,6 @@ def _cmd_cosim(args: argparse.Namespace) -> None:
                   pty=not args.no_pty, clock_ns=clock_ns)
 
 
-def _cmd_verify_board(args: argparse.Namespace) -> None:
-    from hilt.host.backends import BackendError, check_backend, open_backend
-    from hilt.host.backends.board import BoardBackend
-    from hilt.host.verify_board import verify_board
-    from hilt.quant.datasets import load_dataset
-
-    check_backend(args.url)
-    data = load_dataset(args.dataset, args.data_dir, args.seed)
-    board = open_backend(args.url)
-    try:
-        if not isinstance(board, BoardBackend):
-            raise BackendError(f"{args.url} is not a board: verify-board compares a board's "
-                               f"element with its golden twin; give a golden:, cosim: or "
-                               f"serial: board URL")
-        report = verify_board(board, data, seed=args.seed, batch=args.batch,
-                              progress=not args.quiet)
-    finally:
-        board.close()
-    inputs, outputs = report.widths
-    print(f"hilt: verify-board {report.url}: the {report.images} test images of "
-          f"{report.dataset} through its {report.element} ({inputs} -> {outputs}, random "
-          f"configuration of seed {args.seed}) and through its golden twin")
-    print(f"  {report.images_per_second:.1f} images/s through the board")
-    print(f"{report.mismatches} mismatches in {report.images} images")
-    if report.first is not None:
-        raise CheckFailed(f"first mismatch: {report.first}")
-
-
 def _run_proof(network: str, sim_choice: str, out: Path, seed: int, force: bool) -> None:
     from hilt.host.output_folder import Staging, claim
 
@@ -571,23 +543,14 @@ def build_parser() -> argparse.ArgumentParser:
     _force(proof)
     proof.set_defaults(run=_cmd_proof, interrupted=_kept(_proof_out))
 
+    from hilt.host.verify_board_command import add_arguments as add_verify_arguments
+    from hilt.host.verify_board_command import verify_board_command
+
     verify = commands.add_parser(
         "verify-board", help="every test image through a board's element and its golden "
                              "twin, compared bit for bit")
-    verify.add_argument("url", metavar="URL",
-                        help="the board: golden:icebreaker?pe=binary, "
-                             "cosim:icebreaker?pe=binary, serial:///dev/ttyUSB1?pe=binary")
-    verify.add_argument("--dataset", default="digits", metavar="NAME",
-                        help="the data set whose test images go through (as hilt train "
-                             "takes it); default digits")
-    verify.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                        help="folder of an MNIST-format data set")
-    verify.add_argument("--seed", type=SEED, default=0,
-                        help="seed of the element's random configuration (and of the digits "
-                             "split)")
-    verify.add_argument("--batch", type=Count(1, 4096), default=64,
-                        help="images a FORWARD call carries (default 64)")
-    verify.set_defaults(run=_cmd_verify_board)
+    add_verify_arguments(verify)
+    verify.set_defaults(run=verify_board_command)
 
     train = commands.add_parser(
         "train", help="train on a data set: Forward-Forward, backprop, or through backends")
