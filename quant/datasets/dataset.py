@@ -46,7 +46,7 @@ class Dataset:
     classes: int
     source: str
     range_from: str = "stated"
-    _scaled: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _scaled: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_parts(self.name, self.x_train, self.y_train, self.x_test, self.y_test,
@@ -70,13 +70,6 @@ class Dataset:
             unit = (raw.astype(np.float64) - self.low) / (self.high - self.low)
             self._scaled[part] = np.clip(unit, 0.0, 1.0).astype(np.float32)
         return self._scaled[part]
-
-    def quantized(self, part: str, levels: int) -> np.ndarray:
-        """The features of ``part`` as integers ``0..levels``: :meth:`scaled` times
-        ``levels``, rounded half to even; what a board's integer inputs take."""
-        if levels < 1:
-            raise ValueError(f"levels must be at least 1, got {levels!r}")
-        return np.rint(self.scaled(part) * levels).astype(np.int64)
 
     def blank_features(self, count: int) -> tuple[int, ...]:
         """The ``count`` features that vary least over the training images, in index
