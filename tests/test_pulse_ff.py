@@ -139,7 +139,7 @@ def test_the_refresh_keeps_every_weight_and_removes_the_common_part():
 
 def test_mixed_precision_sends_whole_steps_and_keeps_the_rest():
     with open_backend("golden:icebreaker?rows=4&cols=8") as backend:
-        layer = CrossbarLayer(backend, unidirectional=False, gain=8.0, mixed=True)
+        layer = CrossbarLayer(backend, unidirectional=False, gain=8.0, update="mixed")
         layer.program(np.zeros((4, 8)))
         before = backend.read_state()
         dw = layer.dw
@@ -158,7 +158,7 @@ def test_mixed_precision_sends_whole_steps_and_keeps_the_rest():
 
 def test_mixed_precision_splits_long_updates_into_the_crossbars_slots():
     with open_backend("golden:icebreaker?rows=4&cols=8") as backend:
-        layer = CrossbarLayer(backend, unidirectional=True, gain=8.0, mixed=True)
+        layer = CrossbarLayer(backend, unidirectional=True, gain=8.0, update="mixed")
         layer.program(np.zeros((4, 8)))
         layer.pending[:] = 100 * layer.dw
         sent = []
@@ -169,6 +169,29 @@ def test_mixed_precision_splits_long_updates_into_the_crossbars_slots():
     assert [i for i, slot in enumerate(sent) if slot.last] == list(range(6, 28, 7))
     assert np.allclose(layer.pending, (100 - layer.slots) * layer.dw)
     assert cost.potentiation == 4 * 8 * layer.slots and layer.since_refresh[0].min() == 7
+
+
+def test_read_back_sends_what_each_cells_table_gives_from_its_level():
+    with open_backend("golden:icebreaker?rows=4&cols=8") as backend:
+        layer = CrossbarLayer(backend, unidirectional=True, gain=8.0, update="readback")
+        plus = np.zeros((4, 8), dtype=np.int64)
+        plus[1, 2] = 12
+        backend.load(plus=plus, minus=np.zeros((4, 8), dtype=np.int64))
+        half, up = layer.half, layer.after_up
+        layer.pending[0, 1] = 7 / half
+        layer.pending[1, 2] = 7 / half
+        layer.pending[3, 4] = -0.4 / half
+        cost = PulseCost()
+        layer.send_pending(cost)
+        state = backend.read_state()
+    raised_from_0 = up[0] - 0
+    k = int(np.argmin(np.abs(raised_from_0 - 7)))
+    assert state["plus"][0, 1] == up[0, k] and k > 0
+    k12 = int(np.argmin(np.abs(up[12] - 12 - 7)))
+    assert state["plus"][1, 2] == up[12, k12] and up[12, k12] - 12 < up[0, k12]
+    assert state["minus"][3, 4] == 0 and layer.pending[3, 4] == pytest.approx(-0.4 / half)
+    assert layer.pending[0, 1] == pytest.approx((7 - up[0, k]) / half)
+    assert cost.reads == 4 and cost.potentiation == k + k12
 
 
 def test_inputs_are_quantised_pixels_and_the_label_at_the_top():
@@ -238,16 +261,18 @@ def test_a_short_golden_run_learns_and_counts_what_it_spent(split, rule):
     assert result.samples_per_second > 0 and result.seconds > 0
 
 
-def test_mixed_precision_learns_with_fewer_pulses(split):
+def test_mixed_precision_and_read_back_learn_with_fewer_pulses(split):
     config = PulseFFConfig(rule="unidirectional", epochs=3, lr=0.1, lr_end=0.01)
     results = {}
     for update in UPDATES:
         with open_backend("golden:icebreaker?rows=32&cols=74") as layer:
             results[update] = train_pulse_ff(subset(split, 600, 200), [layer],
                                              replace(config, update=update), progress=False)
-    mixed, stochastic = results["mixed"], results["stochastic"]
-    assert mixed.test_accuracy > 0.5
-    assert 0 < mixed.cost.pulses < stochastic.cost.pulses / 4
+    stochastic = results["stochastic"]
+    for update in ("mixed", "readback"):
+        assert results[update].test_accuracy > 0.5, update
+        assert 0 < results[update].cost.pulses < stochastic.cost.pulses / 2, update
+    assert results["readback"].cost.reads >= 32 * 19
 
 
 def test_the_softmax_head_reads_the_neutral_label(split):
@@ -266,7 +291,8 @@ def test_progress_shows_the_running_loss_and_accuracy(split, capsys):
 
 
 @pytest.mark.parametrize(("rule", "update"), [*((rule, "stochastic") for rule in RULES),
-                                              ("unidirectional", "mixed")])
+                                              ("unidirectional", "mixed"),
+                                              ("bidirectional", "readback")])
 def test_golden_and_cosim_give_the_same_levels_and_predictions(split, rule, update):
     """On the crossbar the trainer uses by default, 64 x 74, co-simulated on the native
     engine: a few seconds a rule once its build (about 25 s on two cores, shared with

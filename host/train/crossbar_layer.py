@@ -32,6 +32,11 @@ REFRESH_FRACTION = 0.75
 """The default refresh count is the nominal pulses that lift a cell from level 0 to this
 fraction of its range."""
 
+UPDATES = ("stochastic", "mixed", "readback")
+"""How an update reaches the cells: each sample's as stochastic pulse trains; in mixed
+precision, summed on the host per weight and sent as whole nominal steps; or summed, and
+sent as the pulses each cell's step table gives from the level it is read back at."""
+
 PULSE_OPERATIONS = ("forward", "load", "pulse", "read_state")
 """What every layer's backend must do."""
 
@@ -45,7 +50,7 @@ class PulseCost:
     slots: int = 0
     updates: int = 0
     reads: int = 0
-    """Rows read back (READ frames) by refreshes."""
+    """Rows read back (READ frames), by refreshes and by read-back updates."""
     writes: int = 0
     """Rows reprogrammed (WRITE frames) by refreshes; the initial programming not counted."""
     refreshes: int = 0
@@ -64,7 +69,7 @@ class CrossbarLayer:
 
     def __init__(self, backend: Backend, *, unidirectional: bool, gain: float,
                  slots: int | None = None, refresh_pulses: int | None = None,
-                 mixed: bool = False) -> None:
+                 update: str = "stochastic") -> None:
         params = backend.describe()["target"]["params"]
         self.backend = backend
         self.rows, self.cols = backend.out_features, backend.in_features
@@ -89,9 +94,16 @@ class CrossbarLayer:
         self.y_unit = self.half * self.in_high * math.sqrt(self.cols) / gain
         self.refresh_pulses = refresh_pulses or _pulses_to(up, REFRESH_FRACTION)
         self.since_refresh = np.zeros((2, self.rows, self.cols), dtype=np.int64)
-        self.mixed = mixed
+        if update not in UPDATES:
+            raise ValueError(f"update = {update!r}: accepted {UPDATES}")
+        self.update_mode = update
         self.pending = np.zeros((self.rows, self.cols))
-        """Mixed precision: each weight's update not yet sent, in weight units."""
+        """Mixed precision and read-back: each weight's update not yet sent, in weight
+        units."""
+        self.after_up = _paths(up, self.max_level, self.slots, +1)
+        self.after_down = _paths(down, self.max_level, self.slots, -1)
+        """The level after ``k`` up (down) pulses from level ``s``: ``[s, k]``, ``k`` up to
+        :attr:`slots`, by the step tables."""
 
     def program(self, weights: np.ndarray) -> None:
         """Program the initial weights (in weight units) as the rule lays them out."""
@@ -145,7 +157,7 @@ class CrossbarLayer:
         the integer inputs ``x`` stacked positive first, (2N, rows) and (2N, cols)) as
         the two rank-one updates per pair of :func:`pair_updates`, or, in mixed
         precision, add them to :attr:`pending` and send what has reached a step."""
-        if self.mixed:
+        if self.update_mode != "stochastic":
             self.pending -= lr * (np.asarray(delta, dtype=np.float64).T
                                   @ (np.asarray(x, dtype=np.float64) / self.in_high))
             self.send_pending(cost)
@@ -156,15 +168,44 @@ class CrossbarLayer:
         self.update(deltas, inputs, lr, generator, cost)
 
     def send_pending(self, cost: PulseCost) -> None:
-        """Mixed precision: pulse every cell whose pending update has reached a nominal
-        step, as many times as it holds whole steps (at most :attr:`slots`), and keep the
-        rest pending. Each round is one slot a row: that row fires with the columns to
-        move, those to lower marked negative."""
-        count = np.clip(np.trunc(self.pending / self.dw), -self.slots, self.slots)
-        count = count.astype(np.int64)
-        if not count.any():
-            return
-        self.pending -= count * self.dw
+        """Send what :attr:`pending` holds. Mixed precision: every cell gets one pulse per
+        whole nominal step its pending update holds (at most :attr:`slots`), the rest
+        stays pending. Read-back: the crossbar is read, and every cell gets the pulses
+        that its own step table says bring it nearest to where its pending update asks,
+        from the level it is at; what those pulses move stays off the pending update."""
+        if self.update_mode == "readback":
+            count, moved = self._counts_from_levels(cost)
+        else:
+            count = np.clip(np.trunc(self.pending / self.dw), -self.slots, self.slots)
+            count = count.astype(np.int64)
+            moved = count * self.dw
+        if count.any():
+            self.pending -= moved
+            self._pulse_counts(count, cost)
+
+    def _counts_from_levels(self, cost: PulseCost) -> tuple[np.ndarray, np.ndarray]:
+        """Read-back: the signed pulse count of every cell and the change in weight units
+        it makes, from the levels read back now and the cells' step tables."""
+        state = self.backend.read_state()
+        cost.reads += self.rows
+        want = self.pending * self.half
+        raise_ = want > 0
+        if self.unidirectional:
+            level = np.where(raise_, state["plus"], state["minus"])
+            path = self.after_up[level]
+        else:
+            level = state["plus"]
+            path = np.where(raise_[..., None], self.after_up[level], self.after_down[level])
+        change = np.abs(path - level[..., None])
+        pulses = np.argmin(np.abs(change - np.abs(want)[..., None]), axis=-1)
+        sign = np.where(raise_, 1, -1)
+        moved = np.take_along_axis(change, pulses[..., None], axis=-1)[..., 0]
+        return sign * pulses, sign * moved / self.half
+
+    def _pulse_counts(self, count: np.ndarray, cost: PulseCost) -> None:
+        """Pulse cell ``(i, j)`` ``|count[i, j]|`` times, raising its weight where the
+        count is positive: in rounds of one slot a row, that row firing with the columns
+        to move, those to lower marked negative."""
         slots = []
         for round_ in range(1, int(np.abs(count).max()) + 1):
             for row in np.flatnonzero(np.any(np.abs(count) >= round_, axis=1)):
@@ -198,6 +239,17 @@ class CrossbarLayer:
             plus, minus = remove_common(plus, minus)
             self.backend.load(plus=plus, minus=minus)
             cost.writes += self.rows
+
+
+def _paths(steps: Sequence[int], max_level: int, pulses: int, sign: int) -> np.ndarray:
+    """``[s, k]``: the level after ``k`` pulses (``0..pulses``) from level ``s`` of a cell
+    whose step at each level is ``steps``, moving up (``sign`` +1) or down (-1)."""
+    paths = np.zeros((max_level + 1, pulses + 1), dtype=np.int64)
+    paths[:, 0] = np.arange(max_level + 1)
+    for k in range(1, pulses + 1):
+        level = paths[:, k - 1]
+        paths[:, k] = np.clip(level + sign * np.asarray(steps)[level], 0, max_level)
+    return paths
 
 
 def _pulses_to(up: Sequence[int], fraction: float) -> int:

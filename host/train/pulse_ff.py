@@ -24,7 +24,7 @@ from hilt.host.train.checks import (
     check_number,
     check_seed,
 )
-from hilt.host.train.crossbar_layer import CrossbarLayer, PulseCost, check_layers
+from hilt.host.train.crossbar_layer import UPDATES, CrossbarLayer, PulseCost, check_layers
 from hilt.host.train.curves import TrainingCurves
 from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.goodness import (
@@ -40,9 +40,7 @@ from hilt.host.train.seeding import seeded
 from hilt.quant.datasets import Dataset
 
 RULES = ("bidirectional", "unidirectional")
-UPDATES = ("stochastic", "mixed")
-"""How an update reaches the cells: each sample's as stochastic pulse trains, or, in
-mixed precision, summed on the host per weight and sent as whole steps."""
+
 """How a weight change becomes pulses: G+ both ways against a fixed G-, or potentiation
 of G+ or G- with refresh."""
 
@@ -66,9 +64,11 @@ class PulseFFConfig:
         "unidirectional" (the default: it learns best on the board's cells) or
         "bidirectional" (docs/training.md).
     update
-        "stochastic" (each sample's update as coincident pulse trains) or "mixed" (mixed
+        "stochastic" (each sample's update as coincident pulse trains), "mixed" (mixed
         precision: the host sums each weight's updates and pulses a cell once per whole
-        nominal step the sum holds, keeping the remainder).
+        nominal step the sum holds, keeping the remainder) or "readback" (summed too,
+        the crossbar read back every batch, and each cell sent the pulses its step table
+        gives from the level it is at).
     epochs, batch_size, seed
         Passes over the training set, samples measured together, and the seed of the
         initial levels, shuffles, negative labels and pulse trains.
@@ -359,7 +359,7 @@ def train_pulse_ff(split: Dataset, layers: Sequence[Backend],
         net = [CrossbarLayer(backend, unidirectional=config.rule == "unidirectional",
                              gain=config.gain, slots=config.slots,
                              refresh_pulses=config.refresh_pulses,
-                             mixed=config.update == "mixed") for backend in layers]
+                             update=config.update) for backend in layers]
         readout = _readout(config, len(net))
         for layer in net:
             layer.program(generator.normal(0.0, config.init_std, (layer.rows, layer.cols)))
