@@ -43,7 +43,7 @@ PULSE_OPERATIONS = ("forward", "load", "pulse", "read_state")
 
 @dataclass
 class PulseCost:
-    """What the updates of a run cost, all layers together (module docstring)."""
+    """What the updates of a run cost, all layers together (docs/training.md)."""
 
     potentiation: int = 0
     depression: int = 0
@@ -122,7 +122,7 @@ class CrossbarLayer:
         return torch.as_tensor(y, dtype=torch.float64) / self.y_unit
 
     def quantise(self, h: torch.Tensor) -> np.ndarray:
-        """The next layer's integer inputs from this layer's activities (module docstring)."""
+        """The next layer's integer inputs from this layer's activities (docs/training.md)."""
         u = unit_rms(h)
         step = INPUT_CLIP_RMS / self.in_high
         return np.clip(np.rint(u.numpy() / step), 0, self.in_high).astype(np.int64)

@@ -22,7 +22,7 @@ NORMALIZE_EPS = 1e-4
 
 LABEL_PLACES = ("append", "blank")
 """Where an input carries its label: after the features, or written into the ``C``
-features that vary least (see the module docstring)."""
+features that vary least (docs/training.md)."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ def embed_label(
     (N, F + C), or written over the ``C`` feature columns ``into``, (N, F).
 
     Concatenation, the default, loses no feature and shows the label equally for every
-    image (see the module docstring).
+    image (docs/training.md).
     """
     if x.dim() != 2 or labels.shape != (x.shape[0],):
         raise ValueError(

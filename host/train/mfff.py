@@ -188,7 +188,7 @@ class MFFFNet(nn.Module):
             self.head = nn.Linear(config.blocks * config.hidden, layout.classes)
 
     def inference_macs(self) -> int:
-        """Digital MACs to classify one sample (see the module docstring)."""
+        """Digital MACs to classify one sample (docs/training.md)."""
         blocks = sum(block.macs() for block in self.blocks)
         if self.head is None:
             return self.layout.classes * blocks
@@ -258,7 +258,7 @@ class MFFFResult:
     eval_queries: int
     """Physical queries of the per-epoch train and test accuracy measurements."""
     train_macs: int
-    """Digital MACs of the training steps (module docstring)."""
+    """Digital MACs of the training steps (docs/training.md)."""
     train_macs_per_sample: float
     """:attr:`train_macs` per training sample per epoch."""
     inference_macs: int
@@ -414,7 +414,7 @@ def train_mfff(split: Dataset, physical: Sequence[Backend | None],
         Show a tqdm bar over the optimiser steps with the running loss and accuracy.
     checkpoint_dir, checkpoint_every
         Write the run state to ``checkpoint_dir/mfff.pt`` every ``checkpoint_every``
-        optimiser steps (module docstring).
+        optimiser steps (docs/training.md).
     resume
         Continue from the checkpoint in ``checkpoint_dir`` if there is one (else start
         afresh); the backends must be those of the checkpointed run (same URLs).

@@ -138,7 +138,7 @@ class PATNet(nn.Module):
         return sum(block.macs() for block in self.blocks) + _mlp_macs([self.head])
 
     def step_macs(self) -> int:
-        """Digital MACs of one training sample in one step (module docstring)."""
+        """Digital MACs of one training sample in one step (docs/training.md)."""
         blocks = sum((2 if i == 0 else 3) * block.macs() for i, block in enumerate(self.blocks))
         twins = sum(2 * twin.macs() for twin in self.twins.values())
         return blocks + twins + 3 * _mlp_macs([self.head])

@@ -73,14 +73,14 @@ class PulseFFConfig:
         Passes over the training set, samples measured together, and the seed of the
         initial levels, shuffles, negative labels and pulse trains.
     lr
-        Learning rate in weight units (module docstring) at the first epoch.
+        Learning rate in weight units (docs/training.md) at the first epoch.
     lr_end
         Learning rate at the last epoch, reached geometrically; None: :attr:`lr`
         throughout.
     slots
         Slots per update ``T``; None: each crossbar's ``max_pulses``.
     gain
-        Scale of the pre-activations (module docstring).
+        Scale of the pre-activations (docs/training.md).
     label_value
         The label's one-hot entry as a fraction of ``in_high``, in (0, 1].
     init_std
@@ -97,12 +97,13 @@ class PulseFFConfig:
     predict_layers
         Layers whose goodness is summed (or whose activities the head reads); None: all.
     classifier
-        "goodness" or "softmax" (module docstring).
+        "goodness" or "softmax" (docs/training.md).
     head_lr
         Adam learning rate of the softmax head.
     refresh_pulses
         Unidirectional rule: pulses a cell may receive before the crossbar is read back
-        and refreshed; None: from its step tables (:data:`REFRESH_FRACTION`).
+        and refreshed; None: from its step tables
+        (:data:`~hilt.host.train.crossbar_layer.REFRESH_FRACTION`).
     """
 
     rule: str = "unidirectional"

@@ -32,7 +32,7 @@ def pulse_trains(delta: np.ndarray, x: np.ndarray, *, expected: float, slots: in
 
     Cell ``(i, j)`` gets ``expected * |delta_i| * |x_j|`` coincidences on average over the
     ``slots`` slots (fewer where a firing probability is capped at 1), lowering the weight
-    where ``delta_i * x_j > 0`` (module docstring).
+    where ``delta_i * x_j > 0`` (docs/training.md).
     """
     delta, x = np.asarray(delta, dtype=np.float64), np.asarray(x, dtype=np.float64)
     top_d, top_x = float(np.abs(delta).max(initial=0)), float(np.abs(x).max(initial=0))
