@@ -54,10 +54,10 @@ class Standardizer(nn.Module):
 
 
 class Block(nn.Module):
-    """The digital half of a block: standardise the measurement, then Linear + ReLU.
+    """The digital half of a block: standardise what it reads, then Linear + ReLU.
 
-    ``skip`` (only meaningful with a physical layer) concatenates the block input to
-    the standardised measurement.
+    It reads the measurement, and with ``skip`` (only meaningful with a physical layer)
+    the block input beside it, both standardised alike, so that neither drowns the other.
     """
 
     def __init__(self, in_features: int, measured_features: int, hidden: int, *, skip: bool,
@@ -65,15 +65,18 @@ class Block(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.skip = skip
-        self.standardize = Standardizer(measured_features, momentum)
-        self.digital = nn.Linear(measured_features + (in_features if skip else 0), hidden)
+        width = measured_features + (in_features if skip else 0)
+        self.standardize = Standardizer(width, momentum)
+        self.digital = nn.Linear(width, hidden)
+
+    def reads(self, m: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """What the block standardises: the measurements ``m`` of the block inputs ``u``,
+        and ``u`` beside them with ``skip``."""
+        return torch.cat([m, u], dim=1) if self.skip else m
 
     def forward(self, m: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Activities (N, hidden) from measurements ``m`` of the block inputs ``u``."""
-        z = self.standardize(m)
-        if self.skip:
-            z = torch.cat([z, u], dim=1)
-        return F.relu(self.digital(z))
+        return F.relu(self.digital(self.standardize(self.reads(m, u))))
 
     def macs(self) -> int:
         """Multiply-accumulates of one forward pass of one sample."""

@@ -299,8 +299,9 @@ def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tenso
         parts = ([signed] if i <= last_signed else []) + ([neutral] if neutral is not None else [])
         if not parts:
             break
-        m = measure(backend, torch.cat(parts))
-        block.standardize.update(m)
+        inputs = torch.cat(parts)
+        m = measure(backend, inputs)
+        block.standardize.update(block.reads(m, inputs))
         if i <= last_signed:
             if i in trained:
                 h = block(m[:2 * n], signed)

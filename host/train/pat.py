@@ -155,7 +155,7 @@ def _logits(net: PATNet, physical: Sequence[Backend | None], x: torch.Tensor, *,
     for i, (block, backend) in enumerate(zip(net.blocks, physical, strict=True)):
         m = measure(backend, u)
         if train:
-            block.standardize.update(m.detach())
+            block.standardize.update(block.reads(m, u).detach())
         if backend is not None and str(i) in net.twins and u.requires_grad:
             twin = net.twins[str(i)](u)
             m = m + twin - twin.detach()
@@ -196,7 +196,7 @@ def _fit_twin(net: PATNet, physical: Sequence[Backend | None], index: int, x: to
         u = embed_neutral(x, net.layout.classes, config.label_value, net.layout.into)
         for block, backend in zip(net.blocks[:index], physical[:index], strict=True):
             m = measure(backend, u)
-            block.standardize.update(m)
+            block.standardize.update(block.reads(m, u))
             u = unit_rms(block(m, u))
             macs += len(x) * block.macs()
         inputs = torch.cat([u, _random_inputs(config.twin_random, u.shape[1], generator)])
