@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from hilt.host.backends.base import BackendError
 from hilt.host.backends.board import BoardBackend
-from hilt.host.backends.board_layer import BoardLayer
+from hilt.host.backends.board_layer import BoardLayer, random_configuration
 from hilt.host.protocol import reference
 from hilt.host.reference_board import reference_board
 from hilt.host.transport import Device
@@ -91,15 +91,16 @@ def verify_board(board: BoardBackend, data: Dataset, *, seed: int = 0, batch: in
                            f"as wide as the element, or a board built {data.features} wide")
     twin = golden_twin(board)
     try:
-        ours, theirs = BoardLayer(board, seed=seed), BoardLayer(twin, seed=seed)
+        layer = BoardLayer(board, seed=seed)
+        twin.load(**random_configuration(twin, seed))
         x = data.scaled("test")
         mismatches, first, seconds = 0, None, 0.0
         for start in tqdm(range(0, len(x), batch), desc="verify-board", disable=not progress):
-            inputs = ours.encode(x[start:start + batch])
+            inputs = layer.encode(x[start:start + batch])
             began = time.perf_counter()
             answers = board.forward(inputs)
             seconds += time.perf_counter() - began
-            expected = twin.forward(theirs.encode(x[start:start + batch]))
+            expected = twin.forward(inputs)
             wrong = np.flatnonzero(np.any(answers != expected, axis=1))
             mismatches += len(wrong)
             if len(wrong) and first is None:

@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import json
 import math
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -30,6 +31,7 @@ import torch
 from hilt.host.backends import Backend, BackendError, check_backend, open_backend
 from hilt.host.backends.board_layer import as_layer
 from hilt.host.output_folder import OutputError, Staging, claim
+from hilt.host.protocol import spec
 from hilt.host.train import TRAINERS
 from hilt.host.train.curves import plot_curves
 from hilt.host.train.goodness import LabelLayout
@@ -47,12 +49,14 @@ PHYSICAL_OUT = 256
 
 def pulse_backend(cols: int) -> str:
     """The default crossbar URL of ``ff-pulse`` for ``cols`` inputs: frames large enough
-    for a row of levels (two bytes a column and a 3-byte header) where 256 bytes are not."""
+    for a WRITE of a row of levels (two bytes a column after the WRITE header) where 256
+    bytes are not."""
     url = PULSE_BACKEND.format(cols=cols)
-    row = 2 * cols + 3
+    row = 2 * cols + struct.calcsize(spec.WRITE_FORMAT)
     if row <= FRAME_PAYLOAD:
         return url
-    return f"{url}&max_payload={min(4096, 1 << math.ceil(math.log2(row)))}"
+    payload = min(spec.MAX_PAYLOAD_CEILING, 1 << math.ceil(math.log2(row)))
+    return f"{url}&max_payload={payload}"
 
 
 def block_urls(urls: Sequence[str], blocks: int, hidden: int,
