@@ -365,8 +365,11 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     print(f"  board: {layer['board']['board']} {layer['board']['kind']} "
           f"{layer['in_features']} -> {layer['out_features']}, random configuration seed "
           f"{layer['board_layer']['seed']}")
-    print(f"  test accuracy {record['test_accuracy']:.4f} after {args.epochs} epochs, "
-          f"{record['queries']} board queries in training "
+    print(f"  test accuracy {record['test_accuracy']:.4f} with the board, "
+          f"{record['board_removed_test_accuracy']:.4f} with the board removed (the same "
+          f"digital network, each block reading its input directly), after {args.epochs} "
+          f"epochs")
+    print(f"  {record['queries']} board queries in training "
           f"({record['queries_per_sample']:.0f} per sample per epoch), "
           f"{record['samples_per_second']:.0f} training samples/s, {record['seconds']:.0f} s "
           f"with the evaluations")
@@ -410,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "train them with hilt train --algo ff-pulse)")
     demo.add_argument("--sim", choices=["icarus", "verilator"], default="verilator")
     _engine_option(demo)
-    demo.add_argument("--epochs", type=EPOCHS, default=4)
+    demo.add_argument("--epochs", type=EPOCHS, default=20)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     demo.add_argument("--seed", type=SEED, default=0)
     _force(demo)

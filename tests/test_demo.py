@@ -18,7 +18,10 @@ def test_the_demo_trains_against_the_cosimulated_board_as_against_its_twin(tmp_p
     printed = capsys.readouterr()
     record = json.loads((board / "results.json").read_text())
     assert record["backends"][0]["url"] == "cosim:icebreaker?pe=binary&sim=verilator"
-    assert f"test accuracy {record['test_accuracy']:.4f}" in printed.out
+    assert f"test accuracy {record['test_accuracy']:.4f} with the board, " \
+           f"{record['board_removed_test_accuracy']:.4f} with the board removed" in printed.out
+    assert record["board_removed_test_accuracy"] > 0.5
+    assert len(record["board_removed_curves"]["test_accuracy"]) == 1
     assert str(board / "results.json") in printed.out and str(board / "curves.png") in printed.out
     assert "mf-ff" in printed.err  # the progress bar
     assert (board / "curves.png").stat().st_size > 10_000

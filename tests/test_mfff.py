@@ -90,12 +90,21 @@ class FakeBackend(Backend):
     ("seed", -1, "an int from 0 to 4294967295"),
     ("label_value", "1", "a finite number > 0"),
     ("classifier", "knn", "('softmax', 'goodness')"),
+    ("label_path", "around", "('physical', 'skip')"),
     ("stats_momentum", 1.5, "a finite number > 0 and <= 1"),
 ])
 def test_a_bad_setting_is_refused_by_name(field, value, accepted):
     with pytest.raises(ValueError) as info:
         MFFFConfig(**{field: value})
     assert str(info.value) == f"{field} = {value!r}: accepted {accepted}"
+
+
+@pytest.mark.parametrize("setting", [{}, {"skip": True, "label": "blank"}])
+def test_the_label_goes_around_the_physical_layer_only_to_a_block_that_reads_it(setting):
+    with pytest.raises(ValueError, match=r"^label_path = 'skip' takes the label around block "
+                       r"0's physical layer to its digital layer, so it needs skip = true and "
+                       r"label = 'append' \(got skip = "):
+        MFFFConfig(label_path="skip", **setting)
 
 
 @pytest.mark.parametrize(("field", "value"), [("twin_hidden", 0), ("twin_random", -1),
@@ -120,6 +129,14 @@ def test_a_physical_layer_of_the_wrong_width_is_refused_with_what_fits():
         MFFFNet(config, [None, second], LabelLayout(64, C))
     with pytest.raises(ValueError, match="physical has 1 entries but the config has 2 blocks"):
         MFFFNet(config, [None], LabelLayout(64, C))
+
+
+def test_a_layer_that_measures_the_label_is_refused_where_the_label_goes_around_it():
+    config = MFFFConfig(hidden=16, skip=True, label_path="skip")
+    with pytest.raises(BackendError, match=r"block 0: its physical layer fake:74x24 takes 74 "
+                       r"features but the block measures 64 \(the features alone; with "
+                       r"label_path 'skip' the label goes around the physical layer\)"):
+        MFFFNet(config, [FakeBackend(74, 24), None], LabelLayout(64, C))
 
 
 def test_checkpoint_options_need_a_folder(split):
@@ -162,6 +179,26 @@ def test_greedy_and_goodness_runs_count_by_their_formulas(split):
         # Block 1 takes no step while block 0 trains, and the other way round.
         assert math.isnan(result.curves.loss[0][1]) and math.isnan(result.curves.loss[-1][0])
         assert result.inference_queries == 2 * reads
+
+
+def test_a_label_that_goes_around_the_layer_costs_one_query_a_sample(split):
+    small = subset(split, 96, 40)
+    n, n_test = 96, 40
+    config = MFFFConfig(hidden=16, epochs=2, batch_size=32, skip=True, label_path="skip")
+    fakes = [FakeBackend(64, 24), FakeBackend(16, 24)]
+    seen = []
+    forward = fakes[0].forward
+    fakes[0].forward = lambda x: seen.append(x.copy()) or forward(x)
+    result = train_mfff(small, fakes, config, progress=False)
+    # Block 0 measures each image once, whatever its label; block 1 positive, negative
+    # and neutral activities.
+    assert fakes[0].stats.queries == 2 * n + 2 * (n + n_test)
+    assert result.queries_per_sample == 1 + 3
+    assert result.inference_queries == 2
+    measured = np.concatenate(seen)
+    images = small.scaled("train")
+    assert measured.shape[1] == 64
+    assert all(np.any(np.all(np.isclose(images, row), axis=1)) for row in measured[:n])
 
 
 def test_no_gradient_ever_reaches_a_backend(split):

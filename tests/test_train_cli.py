@@ -78,6 +78,9 @@ def test_block_urls_fill_in_the_widths():
         "physical:acoustic?gain=3&in=74&out=256", None]
     assert block_urls(["physical:optical"], 2, 32, LabelLayout(784, 10, tuple(range(10)))) == [
         "physical:optical?in=784&out=256", "physical:optical?in=32&out=256"]
+    # With the label going around block 0's layer, that layer measures the features alone.
+    assert block_urls(["physical:optical"], 2, 32, LabelLayout(64, 10), "skip") == [
+        "physical:optical?in=64&out=256", "physical:optical?in=32&out=256"]
 
 
 def test_config_fields_are_set_by_name(tmp_path):

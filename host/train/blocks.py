@@ -23,6 +23,10 @@ STANDARDIZE_EPS = 1e-5
 MAX_BLOCKS = 64
 """The most blocks a config takes."""
 
+LABEL_PATHS = ("physical", "skip")
+"""How block 0's label reaches its digital layer: through the physical layer with the
+features, or around it, beside the measurement of the features alone (docs/training.md)."""
+
 class Standardizer(nn.Module):
     """Per-feature standardisation with running statistics that backprop never touches.
 
@@ -89,6 +93,24 @@ def input_width(block: int, hidden: int, layout: LabelLayout) -> int:
     return layout.width if block == 0 else hidden
 
 
+def physical_width(block: int, hidden: int, layout: LabelLayout,
+                   label_path: str = "physical") -> int:
+    """Width of what block ``block``'s physical layer measures: the block input, or the
+    features alone for block 0 when the label goes around it (``label_path`` "skip")."""
+    if block == 0 and label_path == "skip":
+        return layout.features
+    return input_width(block, hidden, layout)
+
+
+def measure_block(block: int, backend: Backend | None, u: torch.Tensor, layout: LabelLayout,
+                  label_path: str = "physical") -> torch.Tensor:
+    """Block ``block``'s measurements of its inputs ``u``: :func:`measure` of ``u``, or of
+    its features alone (the label appended after them) as :func:`physical_width` says."""
+    if backend is not None and block == 0 and label_path == "skip":
+        u = u[:, :layout.features]
+    return measure(backend, u)
+
+
 def _suggest(url: str, width: int) -> str:
     """A URL like ``url`` but ``width`` wide at its input, or a plain hint if it is not physical."""
     scheme, _, rest = url.partition(":")
@@ -101,9 +123,9 @@ def _suggest(url: str, width: int) -> str:
 
 
 def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
-                   layout: LabelLayout) -> None:
-    """Refuse physical layers that do not fit ``blocks`` blocks of width ``hidden``, naming
-    the block and what would fit.
+                   layout: LabelLayout, label_path: str = "physical") -> None:
+    """Refuse physical layers that do not fit ``blocks`` blocks of width ``hidden`` (block 0's
+    as ``label_path`` says, :func:`physical_width`), naming the block and what would fit.
 
     Raises
     ------
@@ -121,20 +143,26 @@ def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
         if not isinstance(backend, Backend):
             raise ValueError(f"physical[{i}] = {backend!r}: accepted a Backend or None")
         backend.require("forward", why=f"block {i} measures its inputs through it")
-        width = input_width(i, hidden, layout)
+        width = physical_width(i, hidden, layout, label_path)
         if backend.in_features != width:
-            what = layout.describe() if i == 0 else f"block {i - 1}'s {hidden} activities"
+            if i > 0:
+                what = f"the block's input has {width} (block {i - 1}'s {hidden} activities)"
+            elif label_path == "skip":
+                what = (f"the block measures {width} (the features alone; with label_path "
+                        f"'skip' the label goes around the physical layer)")
+            else:
+                what = f"the block's input has {width} ({layout.describe()})"
             raise BackendError(f"block {i}: its physical layer {backend.url} takes "
-                               f"{backend.in_features} features but the block's input has "
-                               f"{width} ({what}); {_suggest(backend.url, width)}")
+                               f"{backend.in_features} features but {what}; "
+                               f"{_suggest(backend.url, width)}")
 
 
-def build_blocks(config: Any, physical: Sequence[Backend | None],
-                 layout: LabelLayout) -> nn.ModuleList:
+def build_blocks(config: Any, physical: Sequence[Backend | None], layout: LabelLayout,
+                 label_path: str = "physical") -> nn.ModuleList:
     """One digital :class:`Block` per physical layer (checked first), each sized to its
     block's input and to what its layer measures; MF-FF and PAT share the architecture
     (``config`` is an :class:`MFFFConfig` or a :class:`~hilt.host.train.pat.PATConfig`)."""
-    check_physical(physical, config.blocks, config.hidden, layout)
+    check_physical(physical, config.blocks, config.hidden, layout, label_path)
     blocks = nn.ModuleList()
     for i, backend in enumerate(physical):
         width = input_width(i, config.hidden, layout)

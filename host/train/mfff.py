@@ -20,10 +20,12 @@ from torch import nn
 
 from hilt.host.backends.base import Backend
 from hilt.host.train.blocks import (
+    LABEL_PATHS,
     MAX_BLOCKS,
     build_blocks,
     check_physical,
     measure,
+    measure_block,
     physical_queries,
 )
 from hilt.host.train.checkpoint import restore_training, save_training
@@ -104,6 +106,10 @@ class MFFFConfig:
     label
         "append" (``F + C`` inputs to block 0) or "blank" (written into the ``C``
         features that vary least, ``F``).
+    label_path
+        "physical": block 0's physical layer measures the label with the features;
+        "skip": it measures the ``F`` features alone, once a sample, and the label
+        reaches its digital layer beside the measurement (needs ``skip`` and "append").
     classifier
         "softmax" (a head on the neutral-label activities) or "goodness" (best label).
     stats_momentum
@@ -124,6 +130,7 @@ class MFFFConfig:
     seed: int = 0
     label_value: float = 1.0
     label: str = "append"
+    label_path: str = "physical"
     classifier: str = "softmax"
     stats_momentum: float = 0.1
 
@@ -142,6 +149,11 @@ class MFFFConfig:
         check_seed(self.seed)
         check_number("label_value", self.label_value)
         check_choice("label", self.label, LABEL_PLACES)
+        check_choice("label_path", self.label_path, LABEL_PATHS)
+        if self.label_path == "skip" and not (self.skip and self.label == "append"):
+            raise ValueError(f"label_path = 'skip' takes the label around block 0's physical "
+                             f"layer to its digital layer, so it needs skip = true and label "
+                             f"= 'append' (got skip = {self.skip}, label = {self.label!r})")
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_number("stats_momentum", self.stats_momentum, at_most=1.0)
 
@@ -182,7 +194,7 @@ class MFFFNet(nn.Module):
         super().__init__()
         self.config = config
         self.layout = layout
-        self.blocks = build_blocks(config, physical, layout)
+        self.blocks = build_blocks(config, physical, layout, config.label_path)
         self.head: nn.Linear | None = None
         if config.classifier == "softmax":
             self.head = nn.Linear(config.blocks * config.hidden, layout.classes)
@@ -198,7 +210,7 @@ class MFFFNet(nn.Module):
 def as_readout(net: MFFFNet, physical: Sequence[Backend | None]) -> Readout:
     """The net as prediction reads it, measuring through ``physical``: every block's
     goodness summed, or the softmax head on every block's activities."""
-    layout, value = net.layout, net.config.label_value
+    layout, value, path = net.layout, net.config.label_value, net.config.label_path
 
     def embed(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if labels is None:
@@ -207,8 +219,8 @@ def as_readout(net: MFFFNet, physical: Sequence[Backend | None]) -> Readout:
 
     def read(u: torch.Tensor) -> list[torch.Tensor]:
         acts = []
-        for block, backend in zip(net.blocks, physical, strict=True):
-            h = block(measure(backend, u), u)
+        for i, (block, backend) in enumerate(zip(net.blocks, physical, strict=True)):
+            h = block(measure_block(i, backend, u, layout, path), u)
             acts.append(h)
             u = unit_rms(h)
         return acts
@@ -225,7 +237,8 @@ def predict(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor) -
     if x.dim() != 2 or x.shape[1] != net.layout.features:
         raise ValueError(f"x must be (N, {net.layout.features}), the features the net was "
                          f"built for, got {tuple(x.shape)}")
-    check_physical(physical, net.config.blocks, net.config.hidden, net.layout)
+    check_physical(physical, net.config.blocks, net.config.hidden, net.layout,
+                   net.config.label_path)
     return as_readout(net, physical).predict(x)
 
 
@@ -300,7 +313,11 @@ def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tenso
         if not parts:
             break
         inputs = torch.cat(parts)
-        m = measure(backend, inputs)
+        if i == 0 and config.label_path == "skip" and backend is not None:
+            # Every part is x with some label: the layer measures x once.
+            m = measure(backend, x).repeat(len(inputs) // n, 1)
+        else:
+            m = measure(backend, inputs)
         block.standardize.update(block.reads(m, inputs))
         if i <= last_signed:
             if i in trained:

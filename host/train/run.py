@@ -59,13 +59,14 @@ def pulse_backend(cols: int) -> str:
     return f"{url}&max_payload={payload}"
 
 
-def block_urls(urls: Sequence[str], blocks: int, hidden: int,
-               layout: LabelLayout) -> list[str | None]:
+def block_urls(urls: Sequence[str], blocks: int, hidden: int, layout: LabelLayout,
+               label_path: str = "physical") -> list[str | None]:
     """One backend URL per block: one given URL serves every block; ``none`` is a block
-    without a physical layer; a ``physical:`` URL gets the block's input width (``in=``,
-    from ``layout`` for block 0) and ``out=256`` unless it says otherwise. Blocks with the
-    same board URL share that one board (see :func:`open_layers`)."""
-    from hilt.host.train.blocks import input_width
+    without a physical layer; a ``physical:`` URL gets the width its block measures
+    (``in=``, from ``layout`` and ``label_path`` for block 0) and ``out=256`` unless it
+    says otherwise. Blocks with the same board URL share that one board (see
+    :func:`open_layers`)."""
+    from hilt.host.train.blocks import physical_width
 
     if len(urls) not in (1, blocks):
         raise BackendError(f"give one --backend for every block or one for all {blocks}, "
@@ -82,7 +83,7 @@ def block_urls(urls: Sequence[str], blocks: int, hidden: int,
             base, _, query = url.partition("?")
             given = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
             added = [f"{name}={value}" for name, value in (
-                ("in", input_width(block, hidden, layout)), ("out", PHYSICAL_OUT))
+                ("in", physical_width(block, hidden, layout, label_path)), ("out", PHYSICAL_OUT))
                 if name not in given]
             url = base + "?" + "&".join([part for part in (query, *added) if part])
         result.append(url)
@@ -234,7 +235,9 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
                  epochs: int | None = None, seed: int | None = None,
                  checkpoint_every: int | None = None, resume: bool = False,
                  progress: bool = True, overrides: Mapping[str, str] | None = None,
-                 force: bool = False) -> dict[str, Any]:
+                 force: bool = False,
+                 extra: Callable[[Any, Dataset], Mapping[str, Any]] | None = None
+                 ) -> dict[str, Any]:
     """Train ``algorithm`` and write its results into ``out``; the results.
 
     ``dataset`` names the data set (:func:`~hilt.quant.datasets.load_dataset`, with
@@ -244,6 +247,8 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     checked, the data set loaded, and ``out`` claimed
     (:func:`~hilt.host.output_folder.claim`), before training starts; the results replace
     an earlier run's only once this one has finished, and its checkpoint is then removed.
+    ``extra``, called with the config and the data set once training has finished,
+    gives more entries for the results (a baseline run beside this one, say).
 
     Raises
     ------
@@ -277,8 +282,10 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     config = configure(default_config(algorithm), settings)
     split = load_dataset(dataset, data_dir, config.seed)
     if trainer.backends == "blocks":
+        # PAT's label always goes through block 0's physical layer.
         urls: list[str | None] = block_urls(backends or ["physical:optical"], config.blocks,
-                                            config.hidden, LabelLayout.of(split, config.label))
+                                            config.hidden, LabelLayout.of(split, config.label),
+                                            getattr(config, "label_path", "physical"))
     elif trainer.backends == "layers":
         urls = list(backends or [pulse_backend(split.features + split.classes)])
     else:
@@ -307,6 +314,8 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
             result = _physical(train, split, urls, config, progress, record, **checkpointing)
         record.update({"config": asdict(config), "test_accuracy": result.test_accuracy,
                        "seconds": round(result.seconds, 2), "curves": asdict(result.curves)})
+        if extra is not None:
+            record.update(extra(config, split))
         plot_curves(result.curves, f"{algorithm} on {dataset}", stage.path / "curves.png")
         record["plot"] = str(stage.final("curves.png"))
         record["model"] = str(stage.final("model.pt"))
