@@ -111,7 +111,7 @@ def robustness_run(name: str, out: Path, seed: int, epochs: int | None,
     config = replace(config, epochs=epochs) if epochs else config
     dataset = load_dataset(*data, seed=seed)
     urls = block_urls([f"physical:optical?{NOISE}&drift=0.001"], config.blocks, config.hidden,
-                      LabelLayout.of(dataset, config.label))
+                      LabelLayout.of(dataset, config.label), config.label_route())
     layers = open_layers(urls, seed)
     try:
         result = robustness_study(dataset, layers, config, strength=0.25,

@@ -91,16 +91,20 @@ def test_blocks_with_one_board_url_share_one_board():
     assert input_width(0, 64, blank) == 64 and input_width(0, 64, LabelLayout(64, 10)) == 74
 
 
-def test_a_64_wide_board_needs_the_label_in_the_blank_pixels(split):
+def test_a_64_wide_board_takes_the_image_with_the_label_around_it_or_in_its_blank_pixels(
+        split):
     layers = open_layers(["golden:icebreaker?pe=binary"], seed=0)
     try:
         with pytest.raises(BackendError, match="64 features but the block's input has 74"):
-            train_mfff(split, layers, MFFFConfig(blocks=1, hidden=16, epochs=1),
-                       progress=False)
+            train_mfff(split, layers, MFFFConfig(blocks=1, hidden=16, epochs=1,
+                                                 label_path="physical"), progress=False)
+        around = train_mfff(split, layers, MFFFConfig(blocks=1, hidden=64, epochs=2),
+                            progress=False)
         config = MFFFConfig(blocks=1, hidden=64, skip=True, label="blank", lr=0.02,
                             batch_size=16, epochs=2)
         result = train_mfff(split, layers, config, progress=False)
     finally:
         close_layers(layers)
+    assert around.test_accuracy > 0.6 and around.queries_per_sample == 1.0
     assert result.test_accuracy > 0.6 and result.queries_per_sample == 3.0
     assert torch.isfinite(result.net.blocks[0].digital.weight).all()

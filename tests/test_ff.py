@@ -239,8 +239,8 @@ def test_ff_config_defaults_follow_hinton():
     assert [config.layer_threshold(i) for i in (0, 1)] == [256.0, 128.0]
     assert FFConfig(goodness="mean").layer_threshold(1) == 1.0
     assert FFConfig(threshold=3.0).layer_threshold(0) == 3.0
-    assert FFConfig().readout_layers() == (1,)
-    assert FFConfig(hidden=(8, 8, 8)).readout_layers() == (1, 2)
+    assert FFConfig().readout_layers() == (0, 1)
+    assert FFConfig(hidden=(8, 8, 8)).readout_layers() == (0, 1, 2)
     assert FFConfig(hidden=(8,)).readout_layers() == (0,)
     assert FFConfig(predict_layers=[0, 1]).predict_layers == (0, 1)
     # The symmetric loss is the same in both modes: alpha scales with the width for "sum".

@@ -41,9 +41,11 @@ def subset(split: Dataset, train: int, test: int) -> Dataset:
     return split.subset(train, test)
 
 
-def optical(hidden: int, blocks: int = 2, out: int = 64, extra: str = "") -> list[Backend]:
-    """One optical layer per block, each as wide as its block's input."""
-    widths = [74] + [hidden] * (blocks - 1)
+def optical(hidden: int, blocks: int = 2, out: int = 64, extra: str = "",
+            first: int = 64) -> list[Backend]:
+    """One optical layer per block, each as wide as what it measures: ``first`` for
+    block 0 (the features alone, or 74 with the label through it), ``hidden`` after."""
+    widths = [first] + [hidden] * (blocks - 1)
     return [open_backend(OPTICAL.format(width, out, i) + extra) for i, width in enumerate(widths)]
 
 
@@ -99,7 +101,7 @@ def test_a_bad_setting_is_refused_by_name(field, value, accepted):
     assert str(info.value) == f"{field} = {value!r}: accepted {accepted}"
 
 
-@pytest.mark.parametrize("setting", [{}, {"skip": True, "label": "blank"}])
+@pytest.mark.parametrize("setting", [{"skip": False}, {"label": "blank"}])
 def test_the_label_goes_around_the_physical_layer_only_to_a_block_that_reads_it(setting):
     with pytest.raises(ValueError, match=r"^label_path = 'skip' takes the label around block "
                        r"0's physical layer to its digital layer, so it needs skip = true and "
@@ -115,7 +117,7 @@ def test_a_bad_pat_setting_is_refused_by_name(field, value):
 
 
 def test_a_physical_layer_of_the_wrong_width_is_refused_with_what_fits():
-    config = MFFFConfig(hidden=32)
+    config = MFFFConfig(hidden=32, label_path="physical")
     first = open_backend("physical:optical?in=64&out=32&noise=0.01")
     with pytest.raises(BackendError, match=r"block 0: its physical layer physical:optical\?in=64"
                        r"&out=32&noise=0.01 takes 64 features but the block's input has 74 "
@@ -147,8 +149,8 @@ def test_checkpoint_options_need_a_folder(split):
 # --- learning, and what it costs ---------------------------------------------------------
 
 def test_a_short_optical_run_learns_the_digits_and_counts_its_queries_exactly(split):
-    config = MFFFConfig(hidden=64, epochs=3)
-    physical = optical(64, out=256)
+    config = MFFFConfig(hidden=64, epochs=3, skip=False)
+    physical = optical(64, out=256, first=74)
     result = train_mfff(split, physical, config, progress=False)
     n, n_test = len(split.x_train), len(split.x_test)
     assert result.test_accuracy > 0.8
@@ -170,8 +172,8 @@ def test_greedy_and_goodness_runs_count_by_their_formulas(split):
     n, n_test = 96, 40
     for classifier, per_epoch in (("goodness", (2, 4)), ("softmax", (2 + 2, 4 + 2))):
         config = MFFFConfig(hidden=16, epochs=2, schedule="greedy", classifier=classifier,
-                            batch_size=32)
-        result = train_mfff(small, optical(16, out=32), config, progress=False)
+                            batch_size=32, skip=False)
+        result = train_mfff(small, optical(16, out=32, first=74), config, progress=False)
         assert result.queries == 2 * n * sum(per_epoch)
         assert result.queries_per_sample == sum(per_epoch) / 2
         reads = C if classifier == "goodness" else 1
@@ -204,7 +206,7 @@ def test_a_label_that_goes_around_the_layer_costs_one_query_a_sample(split):
 def test_no_gradient_ever_reaches_a_backend(split):
     small = subset(split, 64, 32)
     config = MFFFConfig(hidden=16, epochs=1, batch_size=32)
-    fakes = [FakeBackend(74, 24), FakeBackend(16, 24)]
+    fakes = [FakeBackend(64, 24), FakeBackend(16, 24)]
     result = train_mfff(small, fakes, config, progress=False)
     evaluate(result.net, fakes, torch.rand(5, 64), torch.zeros(5, dtype=torch.long))
     pat = [FakeBackend(74, 24), FakeBackend(16, 24)]
@@ -223,7 +225,7 @@ def test_the_digital_only_network_learns_without_a_query(split):
 
 def test_physics_aware_training_learns_and_counts_its_twin(split):
     config = PATConfig(hidden=64, epochs=2, twin_hidden=64, twin_epochs=3, twin_random=300)
-    result = train_pat(split, optical(64, out=128), config, progress=False)
+    result = train_pat(split, optical(64, out=128, first=74), config, progress=False)
     n = len(split.x_train)
     assert result.test_accuracy > 0.8
     # The twin of block 1: the training set through block 0, then it and random inputs
@@ -307,6 +309,7 @@ def test_the_robustness_study_reports_drift_bump_and_recovery(split):
                      result.retrained_accuracy):
         assert 0 <= accuracy <= 1
     assert result.trained_accuracy > 0.6
-    assert result.retrain_queries == n * 3 * 2 and result.queries == 2 * n * 3 * 2
+    # Block 0 measures each image once, block 1 positive, negative and neutral activities.
+    assert result.retrain_queries == n * (1 + 3) and result.queries == 2 * n * (1 + 3)
     with pytest.raises(ValueError, match="must be a PhysicalBackend"):
         robustness_study(small, [FakeBackend(74, 8), None], config, progress=False)

@@ -59,7 +59,7 @@ json.dump(rows, open(sys.argv[sys.argv.index("--json") + 1], "w"))
 def mfff_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("mfff")
     run_training("mfff", out, backends=[OPTICAL], epochs=2, progress=False,
-                 overrides={"hidden": "64"})
+                 overrides={"hidden": "32"})
     return out
 
 
@@ -133,7 +133,7 @@ def test_a_training_run_reports_its_curves_its_physical_layers_and_no_claimed_ex
     for backend in results["backends"]:
         assert html.escape(backend["url"]) in page
         assert backend["url"] not in page  # its & is escaped
-    assert "--set hidden=64" in page and "--epochs 2" in page
+    assert "--set hidden=32" in page and "--epochs 2" in page
     assert re.search(_row("queries", results["queries"]), page)
     assert "optical system rebuilt as recorded" in page
     assert "records no bit-exactness comparison" in page

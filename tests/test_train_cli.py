@@ -27,8 +27,9 @@ def test_a_model_free_run_writes_results_and_curves(tmp_path, capsys):
                  "--backend", "physical:optical?noise=0.01"]) == 0
     record = json.loads((out / "results.json").read_text())
     assert record["algorithm"] == "mfff" and record["test_accuracy"] > 0.8
-    assert record["queries_per_sample"] == 6.0
-    assert [b["system"]["in_features"] for b in record["backends"]] == [74, 256]
+    # Block 0's layer measures each image once, its label going around it.
+    assert record["queries_per_sample"] == 1.0 + 3.0
+    assert [b["system"]["in_features"] for b in record["backends"]] == [64, 256]
     assert len(record["curves"]["test_accuracy"]) == 1
     assert (out / "curves.png").stat().st_size > 10_000
     assert "test accuracy" in capsys.readouterr().out
@@ -53,6 +54,8 @@ def test_digital_algorithms_run_in_process(tmp_path, algo, epochs):
     (["--algo", "ff", "--backend", "physical:optical"], "--backend is for mfff, pat, ff-pulse"),
     (["--backend", "laser:x"], "scheme must be one of golden, cosim, serial, physical"),
     (["--backend", "golden:icebreaker?pe=shift"],
+     r"block 1: .* takes 64 features but the block's input has 256"),
+    (["--backend", "golden:icebreaker?pe=shift", "--set", "label_path=physical"],
      r"block 0: .* takes 64 features but the block's input has 74"),
     (["--backend", "a", "--backend", "b", "--backend", "c"],
      "give one --backend for every block or one for all 2, got 3"),
@@ -170,10 +173,27 @@ def test_every_algorithm_trains_on_an_mnist_format_folder(tmp_path, capsys, algo
         "range_from": "stated"}
     assert record["test_accuracy"] > 0.5, record["curves"]["test_accuracy"]
     if algo in ("mfff", "pat"):
-        assert record["backends"][0]["system"]["in_features"] == 59
+        # MF-FF's label goes around block 0's layer, PAT's through it.
+        assert record["backends"][0]["system"]["in_features"] == (49 if algo == "mfff" else 59)
     if algo == "ff-pulse":
         assert record["backends"][0]["in_features"] == 59
     assert "49 features, 10 classes" in capsys.readouterr().out
+    if algo == "ff":
+        # Forward-Forward's learning rate for MNIST, chosen on its training part.
+        assert record["dataset_defaults"] == {"lr": 0.001} and record["config"]["lr"] == 0.001
+    else:
+        assert record["dataset_defaults"] == {}
+
+
+def test_a_value_the_user_gives_beats_a_data_set_default(tmp_path):
+    folder = mnist_folder(tmp_path / "mnist", train=40, test=20, side=7)
+    assert main(["-q", "train", "--algo", "ff", "--dataset", "mnist", "--data-dir",
+                 str(folder), "--epochs", "1", "--set", "lr=0.002", "--out",
+                 str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert record["config"]["lr"] == 0.002 and record["dataset_defaults"] == {}
+    assert default_config("ff", "mnist-t10k").lr == 0.001
+    assert default_config("ff", "digits").lr == default_config("ff").lr == 0.003
 
 
 def test_an_npz_data_set_with_its_own_classes_trains(tmp_path):
@@ -187,7 +207,7 @@ def test_an_npz_data_set_with_its_own_classes_trains(tmp_path):
     record = json.loads((tmp_path / "run" / "results.json").read_text())
     assert (record["data"]["features"], record["data"]["classes"]) == (5, 3)
     assert record["data"]["range_from"] == "inferred"
-    assert record["backends"][0]["system"]["in_features"] == 8
+    assert record["backends"][0]["system"]["in_features"] == 5
     assert record["test_accuracy"] > 0.8
 
 

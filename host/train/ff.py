@@ -54,6 +54,14 @@ SYMMETRIC_ALPHA = 4.0
 width for "sum", so that both modes give the same loss)."""
 
 
+DATASET_DEFAULTS: dict[str, dict[str, float]] = {"mnist": {"lr": 0.001},
+                                                 "mnist-t10k": {"lr": 0.001}}
+"""Defaults that differ by data set, chosen on the training part alone. On MNIST-format
+data (the t10k split's 8,000 training images: 6,000 to train, 2,000 to validate; 2 x 500)
+a learning rate of 0.003 peaks near 96% and falls to 94.9% by 60 epochs, while 0.001
+holds 96.7%; on the digits (three folds of the training part) 0.003 is ahead by 0.4 pt."""
+
+
 @dataclass(frozen=True)
 class FFConfig:
     """Everything a Forward-Forward run depends on; the defaults are the tuned ones.
@@ -85,8 +93,9 @@ class FFConfig:
         initialisation, the shuffles and the negative labels.
     predict_layers
         Indices of the hidden layers whose goodness is summed when predicting (or whose
-        activities feed the softmax head); ``None`` means all but the first, as Hinton
-        does, and the only layer when there is one.
+        activities feed the softmax head); ``None`` means every layer. (Hinton leaves the
+        first out; keeping it validated better on the digits, 98.2% against 98.0% over
+        three folds, and on MNIST-format data, 96.7% against 96.0%.)
     classifier
         "goodness" (try every label) or "softmax" (a linear head on the activities).
     label_value
@@ -153,7 +162,7 @@ class FFConfig:
         """The layers prediction reads (see :attr:`predict_layers`)."""
         if self.predict_layers is not None:
             return self.predict_layers
-        return tuple(range(1, len(self.hidden))) or (0,)
+        return tuple(range(len(self.hidden)))
 
 
 class FFNet(nn.Module):
@@ -248,7 +257,7 @@ def train_ff(split: Dataset, config: FFConfig | None = None, *,
     :attr:`FFConfig.ema_decay`). Deterministic for ``config.seed``. ``progress`` shows a
     tqdm bar over the steps with the running loss and accuracy.
     """
-    config = config or FFConfig()
+    config = config or FFConfig(**DATASET_DEFAULTS.get(split.name, {}))
     x_train, y_train, x_test, y_test = data_tensors(split)
     start = time.perf_counter()
     with seeded(config.seed) as generator:

@@ -73,7 +73,9 @@ CHECKPOINT_NAME = "mfff.pt"
 
 @dataclass(frozen=True)
 class MFFFConfig:
-    """Everything an MF-FF run depends on; the defaults are the tuned ones.
+    """Everything an MF-FF run depends on; the defaults are the tuned ones (``skip``, the
+    label around block 0's layer and 40 epochs chosen on folds of the digits' training
+    part, docs/training.md).
 
     Attributes
     ----------
@@ -110,6 +112,7 @@ class MFFFConfig:
         "physical": block 0's physical layer measures the label with the features;
         "skip": it measures the ``F`` features alone, once a sample, and the label
         reaches its digital layer beside the measurement (needs ``skip`` and "append").
+        None: "skip" where it can be, else "physical".
     classifier
         "softmax" (a head on the neutral-label activities) or "goodness" (best label).
     stats_momentum
@@ -118,19 +121,19 @@ class MFFFConfig:
 
     blocks: int = 2
     hidden: int = 256
-    skip: bool = False
+    skip: bool = True
     loss: str = "symmetric"
     goodness: str = "mean"
     threshold: float | None = None
     alpha: float | None = None
     schedule: str = "joint"
     lr: float = 3e-3
-    epochs: int = 20
+    epochs: int = 40
     batch_size: int = 64
     seed: int = 0
     label_value: float = 1.0
     label: str = "append"
-    label_path: str = "physical"
+    label_path: str | None = None
     classifier: str = "softmax"
     stats_momentum: float = 0.1
 
@@ -149,13 +152,20 @@ class MFFFConfig:
         check_seed(self.seed)
         check_number("label_value", self.label_value)
         check_choice("label", self.label, LABEL_PLACES)
-        check_choice("label_path", self.label_path, LABEL_PATHS)
+        if self.label_path is not None:
+            check_choice("label_path", self.label_path, LABEL_PATHS)
         if self.label_path == "skip" and not (self.skip and self.label == "append"):
             raise ValueError(f"label_path = 'skip' takes the label around block 0's physical "
                              f"layer to its digital layer, so it needs skip = true and label "
                              f"= 'append' (got skip = {self.skip}, label = {self.label!r})")
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_number("stats_momentum", self.stats_momentum, at_most=1.0)
+
+    def label_route(self) -> str:
+        """Where block 0's label goes, "physical" or "skip" (:attr:`label_path`)."""
+        if self.label_path is not None:
+            return self.label_path
+        return "skip" if self.skip and self.label == "append" else "physical"
 
     def block_threshold(self) -> float:
         """The "ff" loss threshold of every block (see :attr:`threshold`)."""
@@ -194,7 +204,7 @@ class MFFFNet(nn.Module):
         super().__init__()
         self.config = config
         self.layout = layout
-        self.blocks = build_blocks(config, physical, layout, config.label_path)
+        self.blocks = build_blocks(config, physical, layout, config.label_route())
         self.head: nn.Linear | None = None
         if config.classifier == "softmax":
             self.head = nn.Linear(config.blocks * config.hidden, layout.classes)
@@ -210,7 +220,7 @@ class MFFFNet(nn.Module):
 def as_readout(net: MFFFNet, physical: Sequence[Backend | None]) -> Readout:
     """The net as prediction reads it, measuring through ``physical``: every block's
     goodness summed, or the softmax head on every block's activities."""
-    layout, value, path = net.layout, net.config.label_value, net.config.label_path
+    layout, value, path = net.layout, net.config.label_value, net.config.label_route()
 
     def embed(x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if labels is None:
@@ -238,7 +248,7 @@ def predict(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tensor) -
         raise ValueError(f"x must be (N, {net.layout.features}), the features the net was "
                          f"built for, got {tuple(x.shape)}")
     check_physical(physical, net.config.blocks, net.config.hidden, net.layout,
-                   net.config.label_path)
+                   net.config.label_route())
     return as_readout(net, physical).predict(x)
 
 
@@ -313,7 +323,7 @@ def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tenso
         if not parts:
             break
         inputs = torch.cat(parts)
-        if i == 0 and config.label_path == "skip" and backend is not None:
+        if i == 0 and config.label_route() == "skip" and backend is not None:
             # Every part is x with some label: the layer measures x once.
             m = measure(backend, x).repeat(len(inputs) // n, 1)
         else:

@@ -97,6 +97,11 @@ class PATConfig:
         check_number("twin_lr", self.twin_lr)
         check_int("twin_random", self.twin_random, 0)
 
+    def label_route(self) -> str:
+        """Where block 0's label goes: always through its physical layer, whose twin
+        models what that layer measures."""
+        return "physical"
+
 
 def _mlp_macs(layers: Sequence[nn.Linear]) -> int:
     return sum(layer.in_features * layer.out_features for layer in layers)

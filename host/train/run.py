@@ -175,9 +175,16 @@ def trainer_module(algorithm: str) -> Any:
     return importlib.import_module(TRAINERS[algorithm].module)
 
 
-def default_config(algorithm: str) -> Any:
-    """The tuned default config of ``algorithm``."""
-    return getattr(trainer_module(algorithm), TRAINERS[algorithm].config)()
+def dataset_defaults(algorithm: str, dataset: str | None) -> dict[str, Any]:
+    """The fields whose default ``algorithm`` sets apart for ``dataset`` (its module's
+    ``DATASET_DEFAULTS``, chosen by validation on that data set's training part)."""
+    return dict(getattr(trainer_module(algorithm), "DATASET_DEFAULTS", {}).get(dataset, {}))
+
+
+def default_config(algorithm: str, dataset: str | None = None) -> Any:
+    """The tuned default config of ``algorithm``, for ``dataset`` where its defaults differ."""
+    config_class = getattr(trainer_module(algorithm), TRAINERS[algorithm].config)
+    return config_class(**dataset_defaults(algorithm, dataset))
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -279,13 +286,12 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
     settings = dict(overrides or {})
     _setting("epochs", epochs, settings)
     _setting("seed", seed, settings)
-    config = configure(default_config(algorithm), settings)
+    config = configure(default_config(algorithm, dataset), settings)
     split = load_dataset(dataset, data_dir, config.seed)
     if trainer.backends == "blocks":
-        # PAT's label always goes through block 0's physical layer.
         urls: list[str | None] = block_urls(backends or ["physical:optical"], config.blocks,
                                             config.hidden, LabelLayout.of(split, config.label),
-                                            getattr(config, "label_path", "physical"))
+                                            config.label_route())
     elif trainer.backends == "layers":
         urls = list(backends or [pulse_backend(split.features + split.classes)])
     else:
@@ -299,7 +305,11 @@ def run_training(algorithm: str, out: str | Path, *, backends: Sequence[str] = (
                           f"add --resume to continue it, or --force to start afresh and "
                           f"replace it")
     record: dict[str, Any] = {"algorithm": algorithm, "dataset": dataset,
-                              "data": split.describe(), "seed": config.seed}
+                              "data": split.describe(), "seed": config.seed,
+                              "dataset_defaults": {
+                                  name: value for name, value
+                                  in dataset_defaults(algorithm, dataset).items()
+                                  if name not in settings}}
     train = getattr(trainer_module(algorithm), trainer.train)
     with Staging(out) as stage:
         state = None
