@@ -52,6 +52,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "mfff-acoustic": {"algorithm": "mfff", "backends": [f"physical:acoustic?{NOISE}"]},
     "mfff-none": {"algorithm": "mfff", "backends": ["none"]},
     "pat-optical": {"algorithm": "pat", "backends": [f"physical:optical?{NOISE}"]},
+    "pat-acoustic": {"algorithm": "pat", "backends": [f"physical:acoustic?{NOISE}"]},
     "ff-pulse-float": {"algorithm": "ff", "overrides": {"hidden": "64", "predict_layers": "0"}},
     "ff-pulse-bidirectional": {"algorithm": "ff-pulse",
                                "overrides": {"rule": "bidirectional", "lr": "0.03"}},
@@ -178,14 +179,18 @@ def _number(value: float | None, spec: str) -> str:
 
 def _table(results: dict[str, dict[str, Any]]) -> str:
     lines = ["| run | test accuracy | physical queries / sample / epoch | "
-             "digital MACs / sample / epoch | inference MACs | seconds |",
-             "|---|---|---|---|---|---|"]
+             "digital MACs / sample / epoch | digital MACs / sample, whole run | "
+             "inference MACs | seconds |",
+             "|---|---|---|---|---|---|---|"]
     for name in RUNS:
         if name not in results:
             continue
         r = results[name]
+        per_epoch = r.get("train_macs_per_sample")
+        epochs = len(r["curves"]["test_accuracy"]) if "curves" in r else None
         cells = [_number(r.get("queries_per_sample"), ".2f"),
-                 _number(r.get("train_macs_per_sample"), ",.0f"),
+                 _number(per_epoch, ",.0f"),
+                 _number(per_epoch * epochs if per_epoch and epochs else None, ",.0f"),
                  _number(r.get("inference_macs"), ",.0f")]
         lines.append(f"| {name} | {r['test_accuracy']:.4f} | {' | '.join(cells)} | "
                      f"{r['seconds']:.1f} |")
