@@ -93,11 +93,17 @@ def input_width(block: int, hidden: int, layout: LabelLayout) -> int:
     return layout.width if block == 0 else hidden
 
 
+def features_alone(block: int, label_path: str) -> bool:
+    """Whether block ``block``'s physical layer measures the features alone: block 0's
+    does when the label goes around it (``label_path`` "skip")."""
+    return block == 0 and label_path == "skip"
+
+
 def physical_width(block: int, hidden: int, layout: LabelLayout,
                    label_path: str = "physical") -> int:
     """Width of what block ``block``'s physical layer measures: the block input, or the
-    features alone for block 0 when the label goes around it (``label_path`` "skip")."""
-    if block == 0 and label_path == "skip":
+    features alone (:func:`features_alone`)."""
+    if features_alone(block, label_path):
         return layout.features
     return input_width(block, hidden, layout)
 
@@ -105,8 +111,8 @@ def physical_width(block: int, hidden: int, layout: LabelLayout,
 def measure_block(block: int, backend: Backend | None, u: torch.Tensor, layout: LabelLayout,
                   label_path: str = "physical") -> torch.Tensor:
     """Block ``block``'s measurements of its inputs ``u``: :func:`measure` of ``u``, or of
-    its features alone (the label appended after them) as :func:`physical_width` says."""
-    if backend is not None and block == 0 and label_path == "skip":
+    its features alone (the label appended after them) as :func:`features_alone` says."""
+    if backend is not None and features_alone(block, label_path):
         u = u[:, :layout.features]
     return measure(backend, u)
 
@@ -147,7 +153,7 @@ def check_physical(physical: Sequence[Backend | None], blocks: int, hidden: int,
         if backend.in_features != width:
             if i > 0:
                 what = f"the block's input has {width} (block {i - 1}'s {hidden} activities)"
-            elif label_path == "skip":
+            elif features_alone(i, label_path):
                 what = (f"the block measures {width} (the features alone; with label_path "
                         f"'skip' the label goes around the physical layer)")
             else:

@@ -19,6 +19,7 @@ settings were chosen on the board's golden twin (docs/training.md has the measur
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,7 @@ def board_removed(config: MFFFConfig, split: Dataset, progress: bool) -> dict[st
     physical layer in any block: its test accuracy and learning curves."""
     result = train_mfff(split, [None] * config.blocks, config, progress=progress)
     return {"board_removed_test_accuracy": result.test_accuracy,
-            "board_removed_curves": {"train_accuracy": result.curves.train_accuracy,
-                                     "test_accuracy": result.curves.test_accuracy}}
+            "board_removed_curves": asdict(result.curves)}
 
 
 def run_demo(out: str | Path, *, board: str = "icebreaker", pe: str = "binary",

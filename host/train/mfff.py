@@ -24,6 +24,7 @@ from hilt.host.train.blocks import (
     MAX_BLOCKS,
     build_blocks,
     check_physical,
+    features_alone,
     measure,
     measure_block,
     physical_queries,
@@ -323,7 +324,7 @@ def _train_step(net: MFFFNet, physical: Sequence[Backend | None], x: torch.Tenso
         if not parts:
             break
         inputs = torch.cat(parts)
-        if i == 0 and config.label_route() == "skip" and backend is not None:
+        if backend is not None and features_alone(i, config.label_route()):
             # Every part is x with some label: the layer measures x once.
             m = measure(backend, x).repeat(len(inputs) // n, 1)
         else:
