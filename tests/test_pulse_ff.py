@@ -229,6 +229,7 @@ def test_layers_that_are_not_chained_crossbars_are_refused(split, urls, message)
     ("classifier", "vote", r"classifier = 'vote': accepted \('goodness', 'softmax'\)"),
     ("predict_layers", (0, 0), r"predict_layers = \(0, 0\): accepted distinct layer"),
     ("label_value", 2.0, r"label_value = 2\.0: accepted a finite number > 0 and <= 1"),
+    ("negatives", "easy", r"negatives = 'easy': accepted \('hard', 'random'\)"),
 ])
 def test_bad_settings_are_named(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -273,6 +274,20 @@ def test_mixed_precision_and_read_back_learn_with_fewer_pulses(split):
         assert results[update].test_accuracy > 0.5, update
         assert 0 < results[update].cost.pulses < stochastic.cost.pulses / 2, update
     assert results["readback"].cost.reads >= 32 * 19
+
+
+def test_hard_negatives_are_drawn_from_the_crossbars_goodness_and_learn_faster(split):
+    config = PulseFFConfig(rule="unidirectional", update="readback", epochs=3, lr=0.3,
+                           lr_end=0.03)
+    results = {}
+    for negatives in ("random", "hard"):
+        with open_backend("golden:icebreaker?rows=32&cols=74") as layer:
+            results[negatives] = train_pulse_ff(subset(split, 600, 200), [layer],
+                                                replace(config, negatives=negatives),
+                                                progress=False)
+    random, hard = results["random"], results["hard"]
+    assert hard.curves.train_accuracy[-1] > random.curves.train_accuracy[-1] + 0.05
+    assert hard.test_accuracy > random.test_accuracy
 
 
 def test_the_softmax_head_reads_the_neutral_label(split):

@@ -178,9 +178,11 @@ def test_every_algorithm_trains_on_an_mnist_format_folder(tmp_path, capsys, algo
     if algo == "ff-pulse":
         assert record["backends"][0]["in_features"] == 59
     assert "49 features, 10 classes" in capsys.readouterr().out
-    if algo == "ff":
-        # Forward-Forward's learning rate for MNIST, chosen on its training part.
-        assert record["dataset_defaults"] == {"lr": 0.001} and record["config"]["lr"] == 0.001
+    if algo in ("ff", "backprop"):
+        # The learning rate and size for MNIST, chosen on its training part.
+        chosen = {"lr": 0.001, "hidden": [500, 500]} if algo == "ff" else {"hidden": [500, 500]}
+        assert record["dataset_defaults"] == chosen
+        assert {key: record["config"][key] for key in chosen} == chosen
     else:
         assert record["dataset_defaults"] == {}
 
@@ -191,7 +193,7 @@ def test_a_value_the_user_gives_beats_a_data_set_default(tmp_path):
                  str(folder), "--epochs", "1", "--set", "lr=0.002", "--out",
                  str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert record["config"]["lr"] == 0.002 and record["dataset_defaults"] == {}
+    assert record["config"]["lr"] == 0.002 and record["dataset_defaults"] == {"hidden": [500, 500]}
     assert default_config("ff", "mnist-t10k").lr == 0.001
     assert default_config("ff", "digits").lr == default_config("ff").lr == 0.003
 

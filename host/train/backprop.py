@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,13 @@ from hilt.host.train.curves import TrainingCurves, accuracy
 from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.seeding import batches, data_tensors, seeded
 from hilt.quant.datasets import Dataset
+
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    name: {"hidden": (500, 500)} for name in ("mnist", "mnist-t10k")}
+"""Defaults that differ by data set, chosen on the training part alone: on MNIST-format
+data (the t10k split's 8,000 training images: 6,000 to train, 2,000 to validate) 2 x 500
+reaches 96.6% against 96.0% for 2 x 256, as it does for Forward-Forward
+(:data:`hilt.host.train.ff.DATASET_DEFAULTS`), so both keep the same size."""
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,10 @@ def embed_neutral(
     return _place(x, neutral, into)
 
 
+NEGATIVES = ("hard", "random")
+"""How wrong labels are drawn: in proportion to the net's belief in them, or uniformly."""
+
+
 def negative_labels(
     labels: torch.Tensor, num_classes: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:

@@ -30,7 +30,9 @@ from hilt.host.train.epochs import StepReport, run_epochs
 from hilt.host.train.goodness import (
     GOODNESS_MODES,
     LOSSES,
+    NEGATIVES,
     goodness,
+    hard_negative_labels,
     local_loss,
     negative_labels,
     unit_rms,
@@ -100,6 +102,11 @@ class PulseFFConfig:
         "goodness" or "softmax" (docs/training.md).
     head_lr
         Adam learning rate of the softmax head.
+    negatives
+        "random" (a uniform wrong label every batch) or "hard" (once per epoch, each
+        training sample's wrong label drawn by how much the crossbars' goodness believes
+        it, as :attr:`FFConfig.negatives <hilt.host.train.ff.FFConfig.negatives>`: one
+        FORWARD pass per label over the training set, and no pulse).
     refresh_pulses
         Unidirectional rule: pulses a cell may receive before the crossbar is read back
         and refreshed; None: from its step tables
@@ -124,6 +131,7 @@ class PulseFFConfig:
     predict_layers: tuple[int, ...] | None = None
     classifier: str = "goodness"
     head_lr: float = 0.01
+    negatives: str = "random"
     refresh_pulses: int | None = None
 
     def __post_init__(self) -> None:
@@ -147,6 +155,7 @@ class PulseFFConfig:
                            check_indices("predict_layers", self.predict_layers, None))
         check_choice("classifier", self.classifier, CLASSIFIERS)
         check_number("head_lr", self.head_lr)
+        check_choice("negatives", self.negatives, NEGATIVES)
         if self.refresh_pulses is not None:
             check_int("refresh_pulses", self.refresh_pulses, 1)
 
@@ -310,11 +319,15 @@ class _Run:
               report: StepReport) -> tuple[float, ...]:
         """One pass over the shuffled training set; the mean loss of every layer (and
         of the head)."""
+        hard = None
+        if self.config.negatives == "hard":
+            scores = as_readout(self.net, self.config, self.classes).label_goodness(x)
+            hard = hard_negative_labels(scores, torch.as_tensor(y), self.torch_generator)
         order = torch.randperm(len(x), generator=self.torch_generator).numpy()
         totals = np.zeros(len(self.net) + (self.head is not None))
         for done, index in enumerate(np.array_split(order, batches), start=1):
-            labels = torch.as_tensor(y[index])
-            wrong = negative_labels(labels, self.classes, self.torch_generator).numpy()
+            wrong = (negative_labels(torch.as_tensor(y[index]), self.classes,
+                                     self.torch_generator) if hard is None else hard[index]).numpy()
             totals += _batch(self.net, self.config, self.config.epoch_lr(epoch), x[index],
                              y[index], wrong, self.classes, self.head, self.optimizer,
                              self.generator, self.cost)
