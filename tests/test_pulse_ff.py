@@ -244,7 +244,7 @@ def test_more_slots_than_the_crossbar_takes_are_refused(split):
 
 @pytest.mark.parametrize("rule", RULES)
 def test_a_short_golden_run_learns_and_counts_what_it_spent(split, rule):
-    config = PulseFFConfig(rule=rule, epochs=3, lr=0.1, lr_end=0.01)
+    config = PulseFFConfig(rule=rule, update="stochastic", epochs=3, lr=0.1, lr_end=0.01)
     with open_backend("golden:icebreaker?rows=32&cols=74") as layer:
         result = train_pulse_ff(subset(split, 600, 200), [layer], config, progress=False)
         state = layer.read_state()

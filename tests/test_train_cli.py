@@ -236,8 +236,10 @@ def test_every_row_of_the_algorithm_table_resolves():
 def test_a_crossbar_for_mnist_sized_images_gets_frames_its_rows_fit(tmp_path):
     folder = mnist_folder(tmp_path / "mnist", train=40, test=20, side=28)
     out = tmp_path / "run"
+    # Stochastic trains pulse from the first batch (read-back waits for whole steps).
     assert main(["-q", "train", "--algo", "ff-pulse", "--dataset", "mnist", "--data-dir",
-                 str(folder), "--epochs", "1", "--out", str(out)]) == 0
+                 str(folder), "--epochs", "1", "--set", "update=stochastic", "--set", "lr=0.1",
+                 "--out", str(out)]) == 0
     record = json.loads((out / "results.json").read_text())
     layer = record["backends"][0]
     assert (layer["in_features"], layer["url"]) == (

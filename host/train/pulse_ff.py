@@ -56,9 +56,12 @@ class PulseFFConfig:
     """Everything a pulse-trained Forward-Forward run depends on.
 
     The defaults were picked on the iCEBreaker's crossbar cells (soft-bounds, 4-bit
-    states) at 64 x 74, one layer, by the training accuracy of the last five of 10 to 20
-    epochs (the test split chose nothing), among gains 2..16, learning rates 0.01..1
-    and final learning rates of a tenth or a thirtieth of them.
+    states) at 64 x 74, one layer, by training accuracy (the test split chose nothing):
+    gains 2..16, learning rates 0.01..1 and final learning rates of a tenth or a
+    thirtieth of them over 10 to 20 epochs; then the read-back update, which learns best
+    on those cells (96.0% after 20 epochs, against 94.9% for mixed precision and 81.6%
+    for stochastic pulses, unidirectional), and 100 epochs, as long as float
+    Forward-Forward trains (98.9% after 100, 98.3% after 60).
 
     Attributes
     ----------
@@ -114,11 +117,11 @@ class PulseFFConfig:
     """
 
     rule: str = "unidirectional"
-    update: str = "stochastic"
-    epochs: int = 20
+    update: str = "readback"
+    epochs: int = 100
     batch_size: int = 32
     seed: int = 0
-    lr: float = 0.1
+    lr: float = 0.3
     lr_end: float | None = 0.003
     slots: int | None = None
     gain: float = 8.0
