@@ -29,7 +29,7 @@ def test_a_model_free_run_writes_results_and_curves(tmp_path, capsys):
     assert record["algorithm"] == "mfff" and record["test_accuracy"] > 0.8
     # Block 0's layer measures each image once, its label going around it.
     assert record["queries_per_sample"] == 1.0 + 3.0
-    assert [b["system"]["in_features"] for b in record["backends"]] == [64, 256]
+    assert [b["system"]["in_features"] for b in record["backends"]] == [64, 128]
     assert len(record["curves"]["test_accuracy"]) == 1
     assert (out / "curves.png").stat().st_size > 10_000
     assert "test accuracy" in capsys.readouterr().out
@@ -54,7 +54,7 @@ def test_digital_algorithms_run_in_process(tmp_path, algo, epochs):
     (["--algo", "ff", "--backend", "physical:optical"], "--backend is for mfff, pat, ff-pulse"),
     (["--backend", "laser:x"], "scheme must be one of golden, cosim, serial, physical"),
     (["--backend", "golden:icebreaker?pe=shift"],
-     r"block 1: .* takes 64 features but the block's input has 256"),
+     r"block 1: .* takes 64 features but the block's input has 128"),
     (["--backend", "golden:icebreaker?pe=shift", "--set", "label_path=physical"],
      r"block 0: .* takes 64 features but the block's input has 74"),
     (["--backend", "a", "--backend", "b", "--backend", "c"],

@@ -75,8 +75,8 @@ CHECKPOINT_NAME = "mfff.pt"
 @dataclass(frozen=True)
 class MFFFConfig:
     """Everything an MF-FF run depends on; the defaults are the tuned ones (``skip``, the
-    label around block 0's layer and 40 epochs chosen on folds of the digits' training
-    part, docs/training.md).
+    label around block 0's layer, digital layers 128 wide and 70 epochs chosen on folds
+    of the digits' training part, docs/training.md).
 
     Attributes
     ----------
@@ -121,7 +121,7 @@ class MFFFConfig:
     """
 
     blocks: int = 2
-    hidden: int = 256
+    hidden: int = 128
     skip: bool = True
     loss: str = "symmetric"
     goodness: str = "mean"
@@ -129,7 +129,7 @@ class MFFFConfig:
     alpha: float | None = None
     schedule: str = "joint"
     lr: float = 3e-3
-    epochs: int = 40
+    epochs: int = 70
     batch_size: int = 64
     seed: int = 0
     label_value: float = 1.0
