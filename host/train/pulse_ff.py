@@ -71,9 +71,9 @@ class PulseFFConfig:
     update
         "stochastic" (each sample's update as coincident pulse trains), "mixed" (mixed
         precision: the host sums each weight's updates and pulses a cell once per whole
-        nominal step the sum holds, keeping the remainder) or "readback" (summed too,
-        the crossbar read back every batch, and each cell sent the pulses its step table
-        gives from the level it is at).
+        nominal step the sum holds, keeping the remainder) or "readback" (the default:
+        summed too, the crossbar read back every batch, and each cell sent the pulses
+        its step table gives from the level it is at).
     epochs, batch_size, seed
         Passes over the training set, samples measured together, and the seed of the
         initial levels, shuffles, negative labels and pulse trains.
