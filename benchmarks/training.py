@@ -197,16 +197,18 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
     pulsed = [name for name in RUNS if name in results and "pulses" in results[name]]
     if pulsed:
         lines += ["", "| run | test accuracy | float FF, same net | cell pulses | "
-                      "potentiation | depression | refreshes (rows read / written) | "
-                      "samples/s |",
-                  "|---|---|---|---|---|---|---|---|"]
+                      "potentiation | depression | refreshes (rows read / rewritten) | "
+                      "pulses / sample | refreshes / 1,000 samples | samples/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name in pulsed:
             r = results[name]
+            seen = r["data"]["train"] * len(r["curves"]["test_accuracy"])
             lines.append(f"| {name} | {r['test_accuracy']:.4f} | "
                          f"{_number(r.get('float_reference_accuracy'), '.4f')} | "
                          f"{r['pulses']:,} | "
                          f"{r['potentiation']:,} | {r['depression']:,} | {r['refreshes']} "
                          f"({r['refresh_reads']} / {r['refresh_writes']}) | "
+                         f"{r['pulses'] / seen:.3f} | {1000 * r['refreshes'] / seen:.2f} | "
                          f"{r['samples_per_second']:.0f} |")
     if "robustness" in results:
         r = results["robustness"]
