@@ -276,7 +276,7 @@ def test_mixed_precision_and_read_back_learn_with_fewer_pulses(split):
     assert results["readback"].cost.reads >= 32 * 19
 
 
-def test_hard_negatives_are_drawn_from_the_crossbars_goodness_and_learn_faster(split):
+def test_hard_negatives_from_the_crossbars_goodness_learn_faster(split):
     config = PulseFFConfig(rule="unidirectional", update="readback", epochs=3, lr=0.3,
                            lr_end=0.03)
     results = {}
@@ -285,9 +285,9 @@ def test_hard_negatives_are_drawn_from_the_crossbars_goodness_and_learn_faster(s
             results[negatives] = train_pulse_ff(subset(split, 600, 200), [layer],
                                                 replace(config, negatives=negatives),
                                                 progress=False)
-    random, hard = results["random"], results["hard"]
-    assert hard.curves.train_accuracy[-1] > random.curves.train_accuracy[-1] + 0.05
-    assert hard.test_accuracy > random.test_accuracy
+    uniform, hard = results["random"], results["hard"]
+    assert hard.curves.train_accuracy[-1] > uniform.curves.train_accuracy[-1] + 0.05
+    assert hard.test_accuracy > uniform.test_accuracy
 
 
 def test_the_softmax_head_reads_the_neutral_label(split):
