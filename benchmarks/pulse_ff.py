@@ -26,16 +26,18 @@ from typing import Any
 import numpy as np
 
 from hilt.host.backends import open_backend
-from hilt.host.train.pulse_ff import RULES, PulseFFConfig, PulseFFResult, train_pulse_ff
+from hilt.host.train.pulse_ff import (
+    RULES,
+    STOCHASTIC_LR,
+    PulseFFConfig,
+    PulseFFResult,
+    train_pulse_ff,
+)
 from hilt.quant.datasets import Dataset, load_digits
 
-RULE_SETTINGS = {
-    "bidirectional": {"update": "stochastic", "lr": 0.03},
-    "unidirectional": {"update": "stochastic", "lr": 0.1},
-}
+RULE_SETTINGS = {rule: {"update": "stochastic", "lr": lr} for rule, lr in STOCHASTIC_LR.items()}
 """Stochastic pulse trains (the rules as such, without the host summing updates) at the
-learning rates picked for them as the :class:`PulseFFConfig` defaults were (by training
-accuracy at 64 x 74, 4-bit states)."""
+learning rates picked for them."""
 
 
 def crossbar_urls(scheme: str, rows: int, layers: int, state_bits: int) -> list[str]:

@@ -33,15 +33,16 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hilt.host.train.pulse_ff import STOCHASTIC_LR
+
 NOISE = "noise=0.01"
 """Measurement noise of the simulated physical layers: 1% of the signal's spread."""
 FINE_CELL = "state_bits=6&dw_min=0.05"
 """A finer cell than the board's (4-bit states, a fifth of the range a pulse): 64
 levels, a twentieth of the range a pulse at the far bound."""
-STOCHASTIC = {"bidirectional": {"update": "stochastic", "lr": "0.03"},
-              "unidirectional": {"update": "stochastic", "lr": "0.1"}}
-"""Stochastic pulse trains and their learning rates, picked as the defaults were (by
-training accuracy at 64 x 74, 4-bit states); the summed updates take the defaults'."""
+STOCHASTIC = {rule: {"update": "stochastic", "lr": str(lr)} for rule, lr in STOCHASTIC_LR.items()}
+"""Stochastic pulse trains at the learning rates picked for them; the summed updates
+take the defaults'."""
 FLOAT_REFERENCE = "ff-pulse-float"
 """The run whose accuracy every pulse run is held against."""
 

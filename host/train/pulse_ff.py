@@ -46,6 +46,11 @@ RULES = ("bidirectional", "unidirectional")
 """How a weight change becomes pulses: G+ both ways against a fixed G-, or potentiation
 of G+ or G- with refresh."""
 
+STOCHASTIC_LR = {"bidirectional": 0.03, "unidirectional": 0.1}
+"""The learning rate of stochastic pulse trains under each rule, picked as the defaults
+were (by training accuracy at 64 x 74 on the board's cells); summed updates take
+:attr:`PulseFFConfig.lr`'s default."""
+
 CLASSIFIERS = ("goodness", "softmax")
 """How a trained net is read out: best label by goodness, or a digital softmax head."""
 
